@@ -1,0 +1,35 @@
+# Entry points: `make demo` and `make test` do all set-up on a fresh Debian 12 machine.
+SHELL := /bin/bash
+PY := .venv/bin/python
+PLUGIN := changen
+QGIS_PROFILE := $(CURDIR)/build/qgis-profile
+DEMO_OUT ?= demo_out
+
+.PHONY: setup demo test test-core test-qgis lint format qgis package clean
+
+setup:
+	@scripts/setup.sh
+
+demo: setup
+	$(PY) -m core demo -o $(DEMO_OUT)
+
+test: setup
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q tests
+
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: setup
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+qgis: setup
+	scripts/qgis_profile.sh $(QGIS_PROFILE) $(CURDIR)
+	PYTHONPATH= $(if $(DISPLAY),,xvfb-run -a -s '-screen 0 1600x1000x24') qgis --profiles-path $(QGIS_PROFILE) --nologo --noversioncheck
+
+package: setup
+	$(PY) scripts/package.py --out dist
+
+clean:
+	rm -rf build dist demo_out .pytest_cache .ruff_cache

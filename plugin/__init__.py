@@ -1,0 +1,1 @@
+"""QGIS adapters: they turn layers into arrays for `core` and its results back into layers."""

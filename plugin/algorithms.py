@@ -1,0 +1,5 @@
+"""Every Processing algorithm the provider offers."""
+
+
+def all_algorithms():
+    return []

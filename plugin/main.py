@@ -1,0 +1,70 @@
+"""The plugin object QGIS creates: it owns every action, dock and provider it adds, and removes them all."""
+
+import os
+
+from qgis.core import Qgis, QgsApplication, QgsMessageLog
+from qgis.PyQt.QtCore import Qt
+from qgis.PyQt.QtGui import QIcon
+from qgis.PyQt.QtWidgets import QAction
+
+from .deps import check_dependencies
+
+PLUGIN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LOG_TAG = "Changen"
+
+
+class ChangenPlugin:
+    def __init__(self, iface):
+        self.iface = iface
+        self.dependencies = check_dependencies()
+        self.provider = None
+        self.dock = None
+        self.action = None
+
+    def initProcessing(self):  # noqa: N802 (QGIS's name)
+        """Idempotent: qgis_process calls it without initGui, the desktop calls it from initGui."""
+        if self.provider is not None or not self.dependencies.ok:
+            return
+        from .provider import ChangenProvider
+
+        self.provider = ChangenProvider()
+        QgsApplication.processingRegistry().addProvider(self.provider)
+
+    def initGui(self):  # noqa: N802 (QGIS's name)
+        self.initProcessing()
+        if self.iface is None:
+            return
+        from ..ui.dock import ChangenDock
+
+        icon = QIcon(os.path.join(PLUGIN_DIR, "resources", "icons", "changen.png"))
+        self.dock = ChangenDock(self.iface, self.dependencies)
+        self.iface.addDockWidget(Qt.RightDockWidgetArea, self.dock)
+        self.action = QAction(icon, "Changen", self.iface.mainWindow())
+        self.action.setObjectName("ChangenShowDock")
+        self.action.setCheckable(True)
+        self.action.setChecked(True)
+        self.action.toggled.connect(self.dock.setVisible)
+        self.dock.visibilityChanged.connect(self.action.setChecked)
+        self.iface.addToolBarIcon(self.action)
+        self.iface.addPluginToRasterMenu("Changen", self.action)
+        if not self.dependencies.ok:
+            message = self.dependencies.message()
+            QgsMessageLog.logMessage(message, LOG_TAG, Qgis.Warning)
+            self.iface.messageBar().pushMessage("Changen", message, level=Qgis.Warning, duration=0)
+
+    def unload(self):
+        if self.provider is not None:
+            QgsApplication.processingRegistry().removeProvider(self.provider)
+            self.provider = None
+        if self.iface is None:
+            return
+        if self.action is not None:
+            self.iface.removePluginRasterMenu("Changen", self.action)
+            self.iface.removeToolBarIcon(self.action)
+            self.action.deleteLater()
+            self.action = None
+        if self.dock is not None:
+            self.dock.close_tools()
+            self.iface.removeDockWidget(self.dock)
+            self.dock.deleteLater()
+            self.dock = None

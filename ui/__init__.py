@@ -1,0 +1,1 @@
+"""Widgets of the plugin; .ui files beside them are loaded at run time."""
