@@ -1,0 +1,57 @@
+"""Shipped model files: safetensors tensors plus a JSON config in the file's metadata (no pickle)."""
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+from .errors import InputError
+from .paths import MODELS_DIR
+
+CONFIG_KEY = "changen_config"
+
+
+def resolve_model_path(name_or_path: str | os.PathLike) -> Path:
+    """A shipped model name (`resources/models/<name>.safetensors`) or a path to a .safetensors file."""
+    path = Path(name_or_path)
+    if path.suffix != ".safetensors":
+        path = MODELS_DIR / f"{name_or_path}.safetensors"
+    if not path.is_file():
+        shipped = sorted(p.stem for p in MODELS_DIR.glob("*.safetensors"))
+        raise InputError(
+            f"Model '{name_or_path}' not found at {path}. Shipped models: {', '.join(shipped) or 'none'}; "
+            "or pass the path of a .safetensors file."
+        )
+    return path
+
+
+def save_weights(path: str | os.PathLike, state_dict: dict[str, torch.Tensor], config: dict) -> None:
+    """Write atomically; tensors are made contiguous CPU copies so a half-written file never appears."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {key: value.detach().to("cpu").contiguous() for key, value in state_dict.items()}
+    handle, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(handle)
+    try:
+        save_file(tensors, tmp, metadata={CONFIG_KEY: json.dumps(config, sort_keys=True)})
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def load_weights(name_or_path: str | os.PathLike, device: str | torch.device = "cpu"):
+    """Returns (state_dict, config)."""
+    path = resolve_model_path(name_or_path)
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = handle.metadata() or {}
+    if CONFIG_KEY not in metadata:
+        raise InputError(
+            f"{path} has no '{CONFIG_KEY}' metadata: it was not written by Changen's save_weights."
+        )
+    return load_file(str(path), device=str(device)), json.loads(metadata[CONFIG_KEY])
