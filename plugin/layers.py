@@ -1,0 +1,210 @@
+"""Adapters between QGIS layers and core's arrays: raster windows, building polygons, result layers.
+
+Everything here runs on the main thread (it reads layers); the copies it returns are what background jobs get.
+"""
+
+import os
+from dataclasses import dataclass
+
+import geopandas as gpd
+import shapely.wkb
+from qgis.core import (
+    QgsColorRampShader,
+    QgsCoordinateReferenceSystem,
+    QgsCoordinateTransform,
+    QgsFeatureRequest,
+    QgsFillSymbol,
+    QgsLayerTreeGroup,
+    QgsMapLayer,
+    QgsProject,
+    QgsRasterLayer,
+    QgsRasterShader,
+    QgsRectangle,
+    QgsSingleBandPseudoColorRenderer,
+    QgsVectorLayer,
+    QgsWkbTypes,
+)
+from qgis.PyQt.QtGui import QColor
+
+from ..core.errors import InputError
+
+
+@dataclass(frozen=True)
+class PixelWindow:
+    """A block of a raster's pixel grid: offsets and size in pixels."""
+
+    col_off: int
+    row_off: int
+    width: int
+    height: int
+
+    def to_rasterio(self):
+        from rasterio.windows import Window
+
+        return Window(self.col_off, self.row_off, self.width, self.height)
+
+
+def raster_path(layer: QgsRasterLayer) -> str:
+    """The file behind a raster layer; core reads files, not QGIS providers."""
+    if layer is None or not layer.isValid():
+        raise InputError("Choose a valid raster layer first.")
+    path = layer.source().split("|")[0]
+    if layer.providerType() != "gdal" or not os.path.isfile(path):
+        raise InputError(
+            f"Layer '{layer.name()}' is not a local raster file (provider {layer.providerType()}): "
+            "save it as a GeoTIFF (right-click → Export → Save As…) and use that layer."
+        )
+    return path
+
+
+def transform_rectangle(
+    rect: QgsRectangle, source_crs: QgsCoordinateReferenceSystem, dest_crs: QgsCoordinateReferenceSystem
+) -> QgsRectangle:
+    if source_crs == dest_crs:
+        return QgsRectangle(rect)
+    transform = QgsCoordinateTransform(source_crs, dest_crs, QgsProject.instance())
+    return transform.transformBoundingBox(rect)
+
+
+def extent_window(
+    layer: QgsRasterLayer, extent: QgsRectangle, extent_crs: QgsCoordinateReferenceSystem
+) -> PixelWindow:
+    """The pixels of `layer` covered by `extent` (in `extent_crs`), snapped outward to whole pixels."""
+    rect = transform_rectangle(extent, extent_crs, layer.crs()).intersect(layer.extent())
+    if rect.isEmpty():
+        raise InputError(
+            f"The area asked for does not overlap '{layer.name()}': zoom or pan the map onto the layer."
+        )
+    full = layer.extent()
+    pixel_w = full.width() / layer.width()
+    pixel_h = full.height() / layer.height()
+    col0 = max(0, int((rect.xMinimum() - full.xMinimum()) / pixel_w))
+    row0 = max(0, int((full.yMaximum() - rect.yMaximum()) / pixel_h))
+    col1 = min(layer.width(), int(-(-(rect.xMaximum() - full.xMinimum()) // pixel_w)))
+    row1 = min(layer.height(), int(-(-(full.yMaximum() - rect.yMinimum()) // pixel_h)))
+    if col1 <= col0 or row1 <= row0:
+        raise InputError(f"The area asked for is smaller than one pixel of '{layer.name()}': zoom out.")
+    return PixelWindow(col0, row0, col1 - col0, row1 - row0)
+
+
+def window_extent(layer: QgsRasterLayer, window: PixelWindow) -> QgsRectangle:
+    """The window's footprint in the layer's CRS."""
+    full = layer.extent()
+    pixel_w = full.width() / layer.width()
+    pixel_h = full.height() / layer.height()
+    return QgsRectangle(
+        full.xMinimum() + window.col_off * pixel_w,
+        full.yMaximum() - (window.row_off + window.height) * pixel_h,
+        full.xMinimum() + (window.col_off + window.width) * pixel_w,
+        full.yMaximum() - window.row_off * pixel_h,
+    )
+
+
+def clamp_window(window: PixelWindow, layer: QgsRasterLayer, max_side: int) -> PixelWindow:
+    """Shrink a window about its centre so no side exceeds `max_side` pixels (kept inside the layer)."""
+    width, height = min(window.width, max_side), min(window.height, max_side)
+    centre_col = window.col_off + window.width // 2
+    centre_row = window.row_off + window.height // 2
+    col0 = min(max(0, centre_col - width // 2), layer.width() - width)
+    row0 = min(max(0, centre_row - height // 2), layer.height() - height)
+    return PixelWindow(col0, row0, width, height)
+
+
+def buildings_frame(
+    layer: QgsVectorLayer,
+    dest_crs: QgsCoordinateReferenceSystem,
+    within: QgsRectangle | None = None,
+) -> gpd.GeoDataFrame:
+    """Polygons of `layer` (column `fid` = QGIS feature id) in `dest_crs`, optionally only those meeting `within`
+    (a rectangle in `dest_crs`)."""
+    if layer is None or not layer.isValid() or layer.geometryType() != QgsWkbTypes.PolygonGeometry:
+        raise InputError("Choose a polygon layer of buildings (or a classified building mask raster).")
+    transform = QgsCoordinateTransform(layer.crs(), dest_crs, QgsProject.instance())
+    request = QgsFeatureRequest()
+    if within is not None:
+        request.setFilterRect(transform_rectangle(within, dest_crs, layer.crs()))
+    request.setNoAttributes()
+    fids, shapes = [], []
+    for feature in layer.getFeatures(request):
+        geometry = feature.geometry()
+        if geometry is None or geometry.isEmpty():
+            continue
+        if layer.crs() != dest_crs:
+            geometry.transform(transform)
+        fids.append(feature.id())
+        shapes.append(shapely.wkb.loads(bytes(geometry.asWkb())))
+    return gpd.GeoDataFrame({"fid": fids}, geometry=shapes, crs=dest_crs.toWkt())
+
+
+def reprojection_note(source: QgsMapLayer, target: QgsMapLayer) -> str:
+    """A sentence saying what was done to bring `source` onto `target`'s CRS (empty when nothing was needed)."""
+    if source.crs() == target.crs():
+        return ""
+    return (
+        f"'{source.name()}' ({source.crs().authid() or 'custom CRS'}) was reprojected to the CRS of "
+        f"'{target.name()}' ({target.crs().authid() or 'custom CRS'}) on the fly."
+    )
+
+
+def result_group(name: str, above: QgsMapLayer | None = None) -> QgsLayerTreeGroup:
+    """A fresh layer-tree group, inserted above `above` when given (else at the top)."""
+    root = QgsProject.instance().layerTreeRoot()
+    index = 0
+    if above is not None:
+        node = root.findLayer(above.id())
+        if node is not None and node.parent() is root:
+            index = root.children().index(node)
+    return root.insertGroup(index, name)
+
+
+def add_layer(layer: QgsMapLayer, group: QgsLayerTreeGroup | None = None, above: QgsMapLayer | None = None):
+    """Add to the project, into `group` or just above `above` (else at the top of the legend)."""
+    if not layer.isValid():
+        raise InputError(f"QGIS could not open the result '{layer.source()}'; see the Changen log.")
+    project = QgsProject.instance()
+    project.addMapLayer(layer, False)
+    if group is not None:
+        group.addLayer(layer)
+        return layer
+    root = project.layerTreeRoot()
+    parent, index = root, 0
+    if above is not None:
+        node = root.findLayer(above.id())
+        if node is not None:
+            parent = node.parent()
+            index = parent.children().index(node)
+    parent.insertLayer(index, layer)
+    return layer
+
+
+def remove_layers(layer_ids) -> None:
+    project = QgsProject.instance()
+    project.removeMapLayers([layer_id for layer_id in layer_ids if project.mapLayer(layer_id) is not None])
+
+
+def style_probability(layer: QgsRasterLayer) -> None:
+    """Transparent at 0, yellow to red towards 1."""
+    ramp = QgsColorRampShader(0.0, 1.0)
+    ramp.setColorRampType(QgsColorRampShader.Interpolated)
+    ramp.setColorRampItemList(
+        [
+            QgsColorRampShader.ColorRampItem(0.0, QColor(255, 255, 178, 0), "0"),
+            QgsColorRampShader.ColorRampItem(0.5, QColor(254, 178, 76, 160), "0.5"),
+            QgsColorRampShader.ColorRampItem(1.0, QColor(189, 0, 38, 230), "1"),
+        ]
+    )
+    shader = QgsRasterShader()
+    shader.setRasterShaderFunction(ramp)
+    renderer = QgsSingleBandPseudoColorRenderer(layer.dataProvider(), 1, shader)
+    renderer.setClassificationMin(0.0)
+    renderer.setClassificationMax(1.0)
+    layer.setRenderer(renderer)
+    layer.triggerRepaint()
+
+
+def style_outline(layer: QgsVectorLayer, color: str, width_mm: float = 0.6) -> None:
+    symbol = QgsFillSymbol.createSimple(
+        {"color": "0,0,0,0", "outline_color": color, "outline_width": str(width_mm), "style": "no"}
+    )
+    layer.renderer().setSymbol(symbol)
+    layer.triggerRepaint()

@@ -1,0 +1,46 @@
+"""The plugin's user settings, kept in QgsSettings under `changen/`."""
+
+from dataclasses import dataclass
+
+from qgis.core import QgsSettings
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda")
+SYNTHESIS_METHODS = ("changen", "copy-paste", "inpainting")
+_PREFIX = "changen/"
+_DEFAULTS = {
+    "device": "auto",
+    "synthesis_method": "changen",
+    "generator_model": "changen_generator",
+    "detector_model": "changestar_1x96",
+    "detect_threshold": 0.5,
+    "last_export_folder": "",
+}
+
+
+@dataclass
+class PluginSettings:
+    device: str
+    synthesis_method: str
+    generator_model: str
+    detector_model: str
+    detect_threshold: float
+    last_export_folder: str
+
+
+def load_settings() -> PluginSettings:
+    store = QgsSettings()
+    values = {}
+    for key, default in _DEFAULTS.items():
+        raw = store.value(_PREFIX + key, default)
+        values[key] = type(default)(raw) if raw not in (None, "") else default
+    if values["device"] not in DEVICE_CHOICES:
+        values["device"] = "auto"
+    if values["synthesis_method"] not in SYNTHESIS_METHODS:
+        values["synthesis_method"] = "changen"
+    return PluginSettings(**values)
+
+
+def save_settings(settings: PluginSettings) -> None:
+    store = QgsSettings()
+    for key in _DEFAULTS:
+        store.setValue(_PREFIX + key, getattr(settings, key))

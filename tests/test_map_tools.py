@@ -1,0 +1,126 @@
+"""Map tools on real Joplin footprints over a real pre-event chip (different CRSs: CRS84 vs UTM 15N)."""
+
+import pytest
+from qgis.core import (
+    QgsCoordinateTransform,
+    QgsGeometry,
+    QgsPointXY,
+    QgsProject,
+    QgsRasterLayer,
+    QgsVectorLayer,
+)
+from qgis.gui import QgsMapMouseEvent
+from qgis.PyQt.QtCore import QEvent, QPoint, Qt
+
+from changen.plugin.map_tools import CreateBuildingTool, EditOverlay, EditSession, RemoveBuildingTool
+
+
+@pytest.fixture()
+def joplin_layers(shared_data, qgis_canvas, qgis_new_project):
+    raster = QgsRasterLayer(str(shared_data / "georef/joplin/chips/pre/0_pre.tif"), "pre")
+    buildings = QgsVectorLayer(
+        str(shared_data / "georef/joplin/footprints_2020.geojson"), "footprints", "ogr"
+    )
+    assert raster.isValid() and buildings.isValid()
+    QgsProject.instance().addMapLayers([raster, buildings])
+    qgis_canvas.setDestinationCrs(raster.crs())
+    qgis_canvas.setLayers([buildings, raster])
+    centre = raster.extent().center()
+    qgis_canvas.setExtent(raster.extent().buffered(-250).scaled(1.0, centre))
+    qgis_canvas.refresh()
+    return raster, buildings
+
+
+def _buildings_in_view(buildings, canvas, count):
+    to_layer = QgsCoordinateTransform(
+        canvas.mapSettings().destinationCrs(), buildings.crs(), QgsProject.instance()
+    )
+    view = to_layer.transformBoundingBox(canvas.extent().buffered(-20))
+    found = [f for f in buildings.getFeatures(view) if f.geometry().area() > 1e-9]
+    assert len(found) >= count, "the test view must show enough buildings"
+    return found[:count]
+
+
+def _canvas_pixel(canvas, layer, point_in_layer_crs: QgsPointXY) -> QPoint:
+    to_map = QgsCoordinateTransform(layer.crs(), canvas.mapSettings().destinationCrs(), QgsProject.instance())
+    device = canvas.getCoordinateTransform().transform(to_map.transform(point_in_layer_crs))
+    return QPoint(round(device.x()), round(device.y()))
+
+
+def _click(tool, canvas, pixel: QPoint, button=Qt.LeftButton):
+    tool.canvasReleaseEvent(QgsMapMouseEvent(canvas, QEvent.MouseButtonRelease, pixel, button))
+
+
+def test_remove_tool_marks_and_unmarks_buildings(joplin_layers, qgis_canvas):
+    raster, buildings = joplin_layers
+    session = EditSession(buildings, raster.crs())
+    overlay = EditOverlay(qgis_canvas, session)
+    tool = RemoveBuildingTool(qgis_canvas, session)
+    qgis_canvas.setMapTool(tool)
+    first, second = _buildings_in_view(buildings, qgis_canvas, 2)
+    for feature in (first, second):
+        _click(
+            tool,
+            qgis_canvas,
+            _canvas_pixel(qgis_canvas, buildings, feature.geometry().pointOnSurface().asPoint()),
+        )
+    assert session.removed == [first.id(), second.id()]
+    assert overlay.removed_band.numberOfVertices() > 0
+
+    _click(
+        tool, qgis_canvas, _canvas_pixel(qgis_canvas, buildings, first.geometry().pointOnSurface().asPoint())
+    )
+    assert session.removed == [second.id()]
+    session.undo()
+    assert session.removed == [second.id(), first.id()]
+    session.clear()
+    assert session.empty and overlay.removed_band.numberOfVertices() == 0
+    overlay.remove()
+
+
+def test_create_tool_places_rotated_scaled_copies_under_the_cursor(joplin_layers, qgis_canvas):
+    raster, buildings = joplin_layers
+    session = EditSession(buildings, raster.crs())
+    tool = CreateBuildingTool(qgis_canvas, session)
+    qgis_canvas.setMapTool(tool)
+    (source,) = _buildings_in_view(buildings, qgis_canvas, 1)
+    _click(
+        tool, qgis_canvas, _canvas_pixel(qgis_canvas, buildings, source.geometry().pointOnSurface().asPoint())
+    )
+    assert tool.source_fid == source.id()
+
+    tool.set_angle(30)
+    tool.set_scale(1.5)
+    target_pixel = QPoint(300, 300)
+    tool.canvasMoveEvent(QgsMapMouseEvent(qgis_canvas, QEvent.MouseMove, target_pixel, Qt.NoButton))
+    assert tool.live_band.numberOfVertices() > 0
+    _click(tool, qgis_canvas, target_pixel)
+
+    (placement,) = session.placements
+    source_area = session.geometry(source.id()).area()
+    assert placement.source_fid == source.id()
+    assert placement.outline.area() == pytest.approx(source_area * 1.5**2, rel=1e-6)
+    centroid = placement.outline.centroid().asPoint()
+    expected = qgis_canvas.getCoordinateTransform().toMapCoordinates(target_pixel)
+    assert centroid.distance(expected) < raster.rasterUnitsPerPixelX() * 2
+    assert placement.outline.intersects(QgsGeometry.fromPointXY(expected))
+
+    session.undo()
+    assert session.placements == []
+    tool.remove_bands()
+
+
+def test_create_tool_draws_a_new_shape(joplin_layers, qgis_canvas):
+    raster, buildings = joplin_layers
+    session = EditSession(buildings, raster.crs())
+    tool = CreateBuildingTool(qgis_canvas, session)
+    tool.start_drawing()
+    for pixel in (QPoint(100, 100), QPoint(140, 100), QPoint(140, 130), QPoint(100, 130)):
+        _click(tool, qgis_canvas, pixel)
+    _click(tool, qgis_canvas, QPoint(0, 0), Qt.RightButton)
+    assert tool.source_fid is None and tool.source_shape is not None
+    _click(tool, qgis_canvas, QPoint(400, 400))
+    (placement,) = session.placements
+    assert placement.source_fid is None
+    assert placement.outline.area() == pytest.approx(tool.source_shape.area(), rel=1e-6)
+    tool.remove_bands()
