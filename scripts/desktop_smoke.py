@@ -1,0 +1,61 @@
+"""Run inside the QGIS desktop (`qgis --code scripts/desktop_smoke.py`): open a GeoTIFF, show the Changen dock,
+grab the main window to PNG, write a JSON of checks, quit.
+
+Paths come from the environment: CHANGEN_SMOKE_RASTER (input), CHANGEN_SMOKE_PNG and CHANGEN_SMOKE_JSON (outputs).
+QGIS runs this file with `exec` before its event loop starts, so the work is scheduled on a timer.
+"""
+
+import json
+import os
+import traceback
+
+from qgis.core import QgsProject, QgsRasterLayer
+from qgis.PyQt.QtCore import QTimer
+from qgis.PyQt.QtWidgets import QApplication, QDockWidget, QLabel
+from qgis.utils import active_plugins, iface
+
+
+def _smoke_checks() -> dict:
+    window = iface.mainWindow()
+    window.setGeometry(0, 0, 1600, 1000)  # bare Xvfb has no window manager to size it
+    layer = QgsRasterLayer(os.environ["CHANGEN_SMOKE_RASTER"], "pre-event")
+    if layer.isValid():
+        QgsProject.instance().addMapLayer(layer)
+        iface.mapCanvas().setExtent(layer.extent())
+    dock = window.findChild(QDockWidget, "ChangenDock")
+    if dock is not None:
+        dock.show()
+        dock.raise_()
+    for _ in range(20):  # let the canvas render before the grab
+        QApplication.processEvents()
+    iface.mapCanvas().waitWhileRendering()
+    QApplication.processEvents()
+    grabbed = window.grab().save(os.environ["CHANGEN_SMOKE_PNG"])
+    status = dock.findChild(QLabel, "ChangenStatus") if dock is not None else None
+    return {
+        "plugin_active": "changen" in active_plugins,
+        "layer_valid": layer.isValid(),
+        "layer_crs": layer.crs().authid(),
+        "dock_found": dock is not None,
+        "dock_visible": dock is not None and dock.isVisible(),
+        "dock_title": dock.windowTitle() if dock is not None else None,
+        "status_text": status.text() if status is not None else None,
+        "screenshot_saved": bool(grabbed),
+    }
+
+
+def _run_and_quit():
+    try:
+        report = _smoke_checks()
+    except Exception:  # the test reads the traceback from the JSON
+        report = {"error": traceback.format_exc()}
+    path = os.environ["CHANGEN_SMOKE_JSON"]
+    with open(path + ".tmp", "w") as handle:
+        json.dump(report, handle, indent=2)
+    os.replace(path + ".tmp", path)
+    QgsProject.instance().removeAllMapLayers()
+    QgsProject.instance().setDirty(False)
+    iface.actionExit().trigger()
+
+
+QTimer.singleShot(1500, _run_and_quit)

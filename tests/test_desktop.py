@@ -1,0 +1,67 @@
+"""The real QGIS desktop under Xvfb, with a temporary profile and the plugin enabled (a smoke test)."""
+
+import json
+import os
+import shutil
+import subprocess
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = REPO_ROOT / "artifacts" / "desktop"
+
+
+def run_qgis_desktop(code: Path, workdir: Path, env: dict[str, str], timeout: float = 180) -> str:
+    """Start `qgis --code code` in a fresh profile under `workdir` and return its console output.
+
+    The profile links this repository as the `changen` plugin; QGIS's Python sees the project's venv packages.
+    """
+    profiles = workdir / "profiles"
+    subprocess.run(
+        [str(REPO_ROOT / "scripts" / "qgis_profile.sh"), str(profiles), str(REPO_ROOT)], check=True
+    )
+    full_env = dict(
+        os.environ,
+        HOME=str(workdir),
+        PYTHONPATH=sysconfig.get_path("purelib"),
+        **env,
+    )
+    full_env.pop("QT_QPA_PLATFORM", None)  # the desktop needs the X server; offscreen crashes it
+    command = [
+        "timeout", "-k", "10", str(timeout),
+        "xvfb-run", "-a", "-s", "-screen 0 1600x1000x24",
+        "qgis", "--profiles-path", str(profiles), "--nologo", "--noversioncheck", "--code", str(code),
+    ]  # fmt: skip
+    completed = subprocess.run(command, env=full_env, capture_output=True, text=True, cwd=workdir)
+    output = completed.stdout + completed.stderr
+    assert completed.returncode != 124, f"QGIS did not quit within {timeout} s:\n{output[-3000:]}"
+    return output
+
+
+@pytest.mark.qgis_desktop
+def test_desktop_opens_geotiff_and_shows_dock(tmp_path, shared_data):
+    raster = shared_data / "georef" / "levir_dev" / "train_36_0512_0512_A.tif"
+    png, report_path = tmp_path / "qgis_dock.png", tmp_path / "checks.json"
+    output = run_qgis_desktop(
+        REPO_ROOT / "scripts" / "desktop_smoke.py",
+        tmp_path,
+        {
+            "CHANGEN_SMOKE_RASTER": str(raster),
+            "CHANGEN_SMOKE_PNG": str(png),
+            "CHANGEN_SMOKE_JSON": str(report_path),
+        },
+    )
+    assert report_path.is_file(), f"the --code script wrote no report:\n{output[-3000:]}"
+    report = json.loads(report_path.read_text())
+    assert "error" not in report, report.get("error")
+
+    assert report["plugin_active"]
+    assert report["layer_valid"] and report["layer_crs"] == "EPSG:4326"
+    assert report["dock_found"] and report["dock_visible"]
+    assert report["dock_title"] == "Changen"
+    assert report["status_text"].startswith("Device:")
+    assert report["screenshot_saved"] and png.stat().st_size > 50_000  # a rendered window, not a blank one
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shutil.copy(png, ARTIFACTS / png.name)
