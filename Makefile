@@ -5,7 +5,7 @@ PLUGIN := changen
 QGIS_PROFILE := $(CURDIR)/build/qgis-profile
 DEMO_OUT ?= demo_out
 
-.PHONY: setup demo test test-core test-qgis lint format qgis package clean
+.PHONY: setup demo test lint format qgis package clean
 
 setup:
 	@scripts/setup.sh
@@ -13,8 +13,10 @@ setup:
 demo: setup
 	$(PY) -m core demo -o $(DEMO_OUT)
 
+# Tests run with a throw-away HOME (and QGIS config dirs inside it), so no user settings are read or written.
 test: setup
-	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q tests
+	@home=$$(mktemp -d -t changen-test-home.XXXXXX); trap 'rm -rf "$$home"' EXIT; \
+	  HOME=$$home QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q tests
 
 lint: setup
 	$(PY) -m ruff check .
@@ -24,9 +26,12 @@ format: setup
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
+# QGIS runs on Debian's python3; it sees torch & co. through the venv's site-packages on PYTHONPATH.
 qgis: setup
 	scripts/qgis_profile.sh $(QGIS_PROFILE) $(CURDIR)
-	PYTHONPATH= $(if $(DISPLAY),,xvfb-run -a -s '-screen 0 1600x1000x24') qgis --profiles-path $(QGIS_PROFILE) --nologo --noversioncheck
+	PYTHONPATH=$$($(PY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))') \
+	  $(if $(DISPLAY),,xvfb-run -a -s '-screen 0 1600x1000x24') \
+	  qgis --profiles-path $(QGIS_PROFILE) --nologo --noversioncheck $(QGIS_ARGS)
 
 package: setup
 	$(PY) scripts/package.py --out dist
