@@ -194,6 +194,8 @@ def load_state(
     else a label raster), "mask", "labels", "instances". Polygons use `grid` (the image's) or `resolution`.
     """
     path = Path(path)
+    if not path.is_file():
+        raise InputError(f"input file not found: {path}; check the path")
     if path.suffix.lower() in VECTOR_SUFFIXES:
         frame = read_polygons(path)
         if grid is None:
