@@ -1,0 +1,545 @@
+"""`python -m core train-detector`: train ChangeStar on synthetic pairs; resumable, torchrun-capable.
+
+Sources: pair folders written by `python -m core generate-dataset` (t1.png, t2.png, change.png per pair) and
+STAR pairs made on the fly from single-temporal building tiles (t2 = another crop, change = XOR of the masks).
+Every pair gets independent appearance changes per date (colour, gamma, blur, noise, 0–2 px misregistration) and a
+share of pairs are "no change" pairs (t2 = t1 restyled, label empty): labelled negatives for the precision the
+zero-shot detector lacks. The decision threshold is chosen on a held-out synthetic set, never on real test pairs.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import signal
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from PIL import Image
+
+from .changestar import ChangeStar, ChangeStarConfig, build_changestar
+from .device import pick_device
+from .errors import InputError
+from .paths import shared_data_dir
+from .weights import save_weights
+
+PAIR_FILES = ("t1.png", "t2.png", "change.png")
+VALIDATION_SHARE = 20  # one generated pair in 20 is held out (stable hash of its folder name)
+THRESHOLDS = np.round(np.arange(0.05, 0.96, 0.05), 2)
+RELIABILITY_BINS = 10
+
+
+# ----------------------------------------------------------------------------------------------- data sources
+def _read_rgb(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+def _read_binary(path: Path) -> np.ndarray:
+    return (np.asarray(Image.open(path).convert("L")) > 127).astype(np.uint8)
+
+
+@dataclass
+class BuildingTile:
+    name: str
+    image: np.ndarray  # (H, W, 3) uint8
+    mask: np.ndarray  # (H, W) uint8 0/1
+
+
+def load_building_tiles(root: Path) -> list[BuildingTile]:
+    """RGB tiles under `<root>/<set>/images/*.png` with a 0/255 building mask of the same name in `masks/`."""
+    tiles = []
+    for image_path in sorted(root.glob("*/images/*.png")):
+        mask_path = image_path.parent.parent / "masks" / image_path.name
+        if mask_path.is_file():
+            tiles.append(BuildingTile(image_path.stem, _read_rgb(image_path), _read_binary(mask_path)))
+    if not tiles:
+        raise InputError(f"No building tiles (<set>/images/*.png + <set>/masks/*.png) under {root}.")
+    return tiles
+
+
+def find_pair_folders(roots: list[Path]) -> list[Path]:
+    folders = []
+    for root in roots:
+        if not root.is_dir():
+            raise InputError(
+                f"Pair folder root {root} does not exist: run `python -m core generate-dataset` first."
+            )
+        found = sorted(
+            path.parent for path in root.rglob(PAIR_FILES[0]) if (path.parent / PAIR_FILES[2]).is_file()
+        )
+        if not found:
+            raise InputError(f"No pairs (t1.png, t2.png, change.png per folder) under {root}.")
+        folders.extend(found)
+    return folders
+
+
+def is_validation_pair(folder: Path) -> bool:
+    digest = hashlib.sha1(f"{folder.parent.name}/{folder.name}".encode()).digest()
+    return digest[0] % VALIDATION_SHARE == 0
+
+
+def read_pair_folder(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return _read_rgb(folder / "t1.png"), _read_rgb(folder / "t2.png"), _read_binary(folder / "change.png")
+
+
+# --------------------------------------------------------------------------------------------- augmentation
+def random_crop(arrays: list[np.ndarray], size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    height, width = arrays[0].shape[:2]
+    if height < size or width < size:
+        pad = ((0, max(size - height, 0)), (0, max(size - width, 0)))
+        arrays = [np.pad(a, pad + ((0, 0),) * (a.ndim - 2), mode="reflect") for a in arrays]
+        height, width = arrays[0].shape[:2]
+    top = int(rng.integers(0, height - size + 1))
+    left = int(rng.integers(0, width - size + 1))
+    return [a[top : top + size, left : left + size] for a in arrays]
+
+
+def random_flip_rotate(arrays: list[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:
+    turns = int(rng.integers(0, 4))
+    flip = bool(rng.integers(0, 2))
+    out = []
+    for array in arrays:
+        array = np.rot90(array, turns)
+        out.append(np.ascontiguousarray(array[:, ::-1] if flip else array))
+    return out
+
+
+def restyle(image: np.ndarray, rng: np.random.Generator, strength: float = 1.0) -> np.ndarray:
+    """Appearance change without content change: brightness, contrast, colour balance, saturation, gamma, haze,
+    blur and sensor noise, each drawn independently."""
+    x = image.astype(np.float32) / 255.0
+    s = strength
+    x = x ** float(np.exp(rng.normal(0.0, 0.18 * s)))
+    gray = x.mean(axis=2, keepdims=True)
+    x = gray + (x - gray) * float(np.exp(rng.normal(0.0, 0.25 * s)))
+    x = (x - x.mean()) * float(np.exp(rng.normal(0.0, 0.2 * s))) + x.mean()
+    x = x * np.exp(rng.normal(0.0, 0.06 * s, size=3)).astype(np.float32) + rng.normal(0.0, 0.06 * s)
+    if rng.random() < 0.25 * s:
+        haze = rng.uniform(0.05, 0.3)
+        x = x * (1 - haze) + haze * rng.uniform(0.6, 0.9)
+    if rng.random() < 0.3:
+        x = cv2.GaussianBlur(x, (0, 0), float(rng.uniform(0.4, 1.2)))
+    if rng.random() < 0.3:
+        x = x + rng.normal(0.0, rng.uniform(0.005, 0.025), size=x.shape).astype(np.float32)
+    return (np.clip(x, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def misregister(image: np.ndarray, rng: np.random.Generator, max_shift: float = 2.0) -> np.ndarray:
+    """A sub-pixel shift and a tiny rotation/scale of one date, as between two real acquisitions."""
+    height, width = image.shape[:2]
+    angle = float(rng.normal(0.0, 0.4))
+    scale = float(1.0 + rng.normal(0.0, 0.008))
+    matrix = cv2.getRotationMatrix2D((width / 2, height / 2), angle, scale)
+    matrix[:, 2] += rng.uniform(-max_shift, max_shift, size=2)
+    return cv2.warpAffine(
+        image, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+    )
+
+
+class PairSampler:
+    """Draws training pairs (t1, t2, change) as uint8 arrays from the configured mixture of sources."""
+
+    def __init__(
+        self,
+        tiles: list[BuildingTile],
+        pair_folders: list[Path],
+        crop: int,
+        star_fraction: float,
+        no_change_fraction: float,
+    ):
+        if not tiles and not pair_folders:
+            raise InputError("No training data: give --pairs folders and/or --star building tiles.")
+        self.tiles = tiles
+        self.pair_folders = pair_folders
+        self.crop = crop
+        self.star_fraction = star_fraction if pair_folders else 1.0
+        self.no_change_fraction = no_change_fraction
+        if not tiles:
+            self.star_fraction = 0.0
+
+    def _star(self, rng: np.random.Generator):
+        first = self.tiles[int(rng.integers(len(self.tiles)))]
+        second = self.tiles[int(rng.integers(len(self.tiles)))]
+        t1, m1 = random_crop([first.image, first.mask], self.crop, rng)
+        t2, m2 = random_crop([second.image, second.mask], self.crop, rng)
+        return t1, t2, np.bitwise_xor(m1, m2)
+
+    def _no_change(self, rng: np.random.Generator):
+        tile = self.tiles[int(rng.integers(len(self.tiles)))] if self.tiles else None
+        if tile is not None:
+            (t1,) = random_crop([tile.image], self.crop, rng)
+        else:
+            t1, _, _ = read_pair_folder(self.pair_folders[int(rng.integers(len(self.pair_folders)))])
+            (t1,) = random_crop([t1], self.crop, rng)
+        return t1, t1.copy(), np.zeros(t1.shape[:2], np.uint8)
+
+    def _generated(self, rng: np.random.Generator):
+        t1, t2, change = read_pair_folder(self.pair_folders[int(rng.integers(len(self.pair_folders)))])
+        return tuple(random_crop([t1, t2, change], self.crop, rng))
+
+    def sample(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        draw = rng.random()
+        if draw < self.no_change_fraction:
+            t1, t2, change = self._no_change(rng)
+        elif draw < self.no_change_fraction + (1 - self.no_change_fraction) * self.star_fraction:
+            t1, t2, change = self._star(rng)
+        else:
+            t1, t2, change = self._generated(rng)
+        t1, t2, change = random_flip_rotate([t1, t2, change], rng)
+        t1 = restyle(t1, rng, strength=0.6)
+        t2 = misregister(restyle(t2, rng), rng)
+        if rng.random() < 0.5:
+            t1, t2 = t2, t1
+        return t1, t2, change
+
+    def batch(self, size: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        return pairs_to_tensors([self.sample(rng) for _ in range(size)])
+
+
+def pairs_to_tensors(pairs) -> tuple[torch.Tensor, torch.Tensor]:
+    images = np.stack([np.concatenate([t1, t2], axis=2) for t1, t2, _ in pairs]).transpose(0, 3, 1, 2)
+    labels = np.stack([change for _, _, change in pairs])[:, None]
+    return torch.from_numpy(images.astype(np.float32)), torch.from_numpy(labels.astype(np.float32))
+
+
+# ------------------------------------------------------------------------------------------ loss and metrics
+def bce_dice_loss(logit: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    logit = logit.float()
+    bce = F.binary_cross_entropy_with_logits(logit, target)
+    probability = torch.sigmoid(logit)
+    intersection = (probability * target).sum()
+    dice = 1 - (2 * intersection + 1) / (probability.sum() + target.sum() + 1)
+    return bce + dice
+
+
+def threshold_sweep(probabilities: np.ndarray, labels: np.ndarray) -> dict:
+    """Pooled F1 at each candidate threshold; the best one; reliability bins (mean confidence vs. frequency)."""
+    labels = labels.astype(bool).ravel()
+    probabilities = probabilities.ravel()
+    scores = {}
+    for threshold in THRESHOLDS:
+        predicted = probabilities >= threshold
+        tp = float(np.sum(predicted & labels))
+        fp = float(np.sum(predicted & ~labels))
+        fn = float(np.sum(~predicted & labels))
+        scores[float(threshold)] = 2 * tp / max(2 * tp + fp + fn, 1.0)
+    best = max(scores, key=scores.get)
+    edges = np.linspace(0, 1, RELIABILITY_BINS + 1)
+    index = np.clip(np.digitize(probabilities, edges) - 1, 0, RELIABILITY_BINS - 1)
+    counts = np.bincount(index, minlength=RELIABILITY_BINS)
+    confidence = np.bincount(index, weights=probabilities, minlength=RELIABILITY_BINS)
+    frequency = np.bincount(index, weights=labels, minlength=RELIABILITY_BINS)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_confidence = confidence / counts
+        observed = frequency / counts
+    ece = float(np.nansum(np.abs(mean_confidence - observed) * counts) / max(counts.sum(), 1))
+    reliability = [
+        {
+            "bin": f"{edges[i]:.1f}-{edges[i + 1]:.1f}",
+            "pixels": int(counts[i]),
+            "mean_probability": None if counts[i] == 0 else round(float(mean_confidence[i]), 4),
+            "observed_change": None if counts[i] == 0 else round(float(observed[i]), 4),
+        }
+        for i in range(RELIABILITY_BINS)
+    ]
+    return {
+        "threshold": best,
+        "f1": round(scores[best], 4),
+        "f1_at_0.5": round(scores[0.5], 4),
+        "prevalence": round(float(labels.mean()), 4),
+        "ece": round(ece, 4),
+        "reliability": reliability,
+    }
+
+
+def predict_probabilities(model: ChangeStar, images: torch.Tensor, device, autocast: bool, batch: int = 4):
+    model.eval()
+    outputs = []
+    with torch.no_grad():
+        for start in range(0, len(images), batch):
+            chunk = images[start : start + batch].to(device)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+                outputs.append(model(chunk).change_probability.cpu())
+    model.train()
+    return torch.cat(outputs).numpy()[:, 0]
+
+
+# ------------------------------------------------------------------------------------------------ training
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--run-dir", required=True, type=Path, help="run folder: checkpoints, log.jsonl, validation"
+    )
+    parser.add_argument(
+        "--pairs", action="append", type=Path, default=[], help="generated pair folder (repeatable)"
+    )
+    parser.add_argument(
+        "--star", type=Path, help="building tiles root for STAR pairs (default: shared buildings/)"
+    )
+    parser.add_argument("--no-star", action="store_true", help="train only on --pairs")
+    parser.add_argument(
+        "--star-fraction", type=float, default=0.3, help="share of STAR pairs when --pairs is given"
+    )
+    parser.add_argument(
+        "--no-change-fraction", type=float, default=0.1, help="share of restyled no-change pairs"
+    )
+    parser.add_argument("--encoder", default="efficientnet_lite0", choices=["efficientnet_lite0", "resnet18"])
+    parser.add_argument("--fpn-channels", type=int, default=256)
+    parser.add_argument("--no-imagenet", action="store_true", help="start the encoder from random weights")
+    parser.add_argument("--crop", type=int, default=256)
+    parser.add_argument("--batch", type=int, default=4, help="pairs per step and process")
+    parser.add_argument("--lr", type=float, default=2e-4)
+    parser.add_argument("--weight-decay", type=float, default=1e-4)
+    parser.add_argument("--warmup", type=int, default=100)
+    parser.add_argument("--steps", type=int, default=1_000_000, help="stop after this many steps in total")
+    parser.add_argument(
+        "--minutes", type=float, default=0.0, help="stop after this many minutes (0 = no limit)"
+    )
+    parser.add_argument("--checkpoint-minutes", type=float, default=5.0)
+    parser.add_argument(
+        "--val-pairs", type=int, default=48, help="held-out synthetic pairs for the threshold"
+    )
+    parser.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
+    parser.add_argument(
+        "--threads", type=int, default=0, help="torch threads per process (0 = torch default)"
+    )
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--log-every", type=int, default=10)
+    parser.add_argument(
+        "--export",
+        type=Path,
+        help="write the run's best (or --which latest) model to this .safetensors and exit",
+    )
+    parser.add_argument("--which", default="best", choices=["best", "latest"])
+
+
+def _atomic_torch_save(obj, path: Path) -> None:
+    handle, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(handle)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _use_bf16(choice: str, device: torch.device) -> bool:
+    if choice != "auto":
+        return choice == "bf16"
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
+def build_validation_set(args, tiles, pair_folders) -> tuple[torch.Tensor, torch.Tensor]:
+    """A fixed synthetic set (held-out generated pairs when there are any, else STAR pairs of a fixed seed),
+    mixed like training so the change prevalence is the one the detector is trained for."""
+    held_out = [folder for folder in pair_folders if is_validation_pair(folder)]
+    sampler = PairSampler(tiles, held_out, args.crop, args.star_fraction, args.no_change_fraction)
+    rng = np.random.default_rng([args.seed, 99991])
+    return sampler.batch(args.val_pairs, rng)
+
+
+def export_run(run: Path, out: Path, which: str = "best") -> dict:
+    name = "best.pt" if which == "best" and (run / "best.pt").is_file() else "checkpoint.pt"
+    path = run / name
+    if not path.is_file():
+        raise InputError(
+            f"No checkpoint in {run}: train first with `python -m core train-detector --run {run}`."
+        )
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    validation = checkpoint.get("validation") or {}
+    config = {
+        **checkpoint["model_config"],
+        "architecture": "changestar_1x96",
+        "threshold": validation.get("threshold", 0.5),
+        "steps": checkpoint["step"],
+        "pairs_seen": checkpoint["pairs_seen"],
+        "train_seconds": round(checkpoint["elapsed"], 1),
+        "synthetic_validation": {k: v for k, v in validation.items() if k != "reliability"},
+        "checkpoint": name,
+        "sources": checkpoint.get("sources"),
+    }
+    save_weights(out, checkpoint["model"], config)
+    return config
+
+
+def run(args) -> int:
+    if args.export:
+        config = export_run(args.run_dir, args.export, args.which)
+        print(json.dumps({k: v for k, v in config.items() if k != "synthetic_validation"}, indent=1))
+        print(f"wrote {args.export}")
+        return 0
+    return train(args)
+
+
+def train(args) -> int:
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    device = pick_device(args.device)
+    if distributed:
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        rank, world = dist.get_rank(), dist.get_world_size()
+        if device.type == "cuda":
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(device)
+    else:
+        rank, world = 0, 1
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    run_dir: Path = args.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    bf16 = _use_bf16(args.precision, device)
+
+    tiles = [] if args.no_star else load_building_tiles(args.star or shared_data_dir() / "buildings")
+    pair_folders = find_pair_folders(args.pairs)
+    train_folders = [folder for folder in pair_folders if not is_validation_pair(folder)]
+    sampler = PairSampler(tiles, train_folders, args.crop, args.star_fraction, args.no_change_fraction)
+
+    model_config = ChangeStarConfig(encoder=args.encoder, fpn_channels=args.fpn_channels)
+    held_out_names = sorted(f"{f.parent.name}/{f.name}" for f in pair_folders if is_validation_pair(f))
+    validation_signature = hashlib.sha1(
+        json.dumps([held_out_names, len(tiles), args.val_pairs]).encode()
+    ).hexdigest()
+    sources = {
+        "star_tiles": [tile.name for tile in tiles],
+        "pair_roots": [str(root) for root in args.pairs],
+        "generated_pairs": len(train_folders),
+    }
+    checkpoint_path = run_dir / "checkpoint.pt"
+    resume = (
+        torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+        if checkpoint_path.is_file()
+        else None
+    )
+    if resume is not None:
+        model_config = ChangeStarConfig(**resume["model_config"])
+    model = build_changestar(
+        **model_config.__dict__,
+        imagenet=resume is None and not args.no_imagenet and args.encoder != "resnet18",
+    )
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    step, pairs_seen, elapsed, best = 0, 0, 0.0, None
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        optimizer.load_state_dict(resume["optimizer"])
+        step, pairs_seen, elapsed = resume["step"], resume["pairs_seen"], resume["elapsed"]
+        # A different held-out set (new --pairs) makes earlier validation scores incomparable.
+        best = resume.get("best_f1") if resume.get("validation_signature") == validation_signature else None
+    model = model.to(device)
+    if device.type == "cpu":
+        model = model.to(memory_format=torch.channels_last)
+    trained = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
+    model.train()
+
+    val_images, val_labels = build_validation_set(args, tiles, pair_folders) if rank == 0 else (None, None)
+    stop_requested = []
+    signal.signal(signal.SIGTERM, lambda *_: stop_requested.append(True))
+    log_path = run_dir / "log.jsonl"
+    if rank == 0:
+        print(
+            f"train-detector: {'resuming at step ' + str(step) if resume else 'new run'}, {len(tiles)} STAR tiles, "
+            f"{len(train_folders)} generated pairs (+{len(pair_folders) - len(train_folders)} held out), "
+            f"world {world}, {'bf16' if bf16 else 'fp32'}, {torch.get_num_threads()} threads, device {device}",
+            flush=True,
+        )
+
+    def save(validation: dict | None) -> None:
+        nonlocal best
+        state = {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "model_config": model_config.__dict__,
+            "step": step,
+            "pairs_seen": pairs_seen,
+            "elapsed": elapsed,
+            "args": {k: str(v) for k, v in vars(args).items()},
+            "validation": validation,
+            "best_f1": best,
+            "validation_signature": validation_signature,
+            "sources": sources,
+        }
+        if validation is not None and (best is None or validation["f1"] >= best):
+            best = validation["f1"]
+            state["best_f1"] = best
+            _atomic_torch_save({k: state[k] for k in state if k != "optimizer"}, run_dir / "best.pt")
+        _atomic_torch_save(state, checkpoint_path)
+        _atomic_write_text(
+            run_dir / "validation.json", json.dumps({"step": step, **(validation or {})}, indent=1)
+        )
+
+    def validate() -> dict:
+        probabilities = predict_probabilities(model, val_images, device, bf16)
+        return threshold_sweep(probabilities, val_labels.numpy()[:, 0])
+
+    started = time.time()
+    session_start_elapsed = elapsed
+    last_save = time.time()
+    window_loss, window_start, window_pairs = [], time.time(), 0
+    while step < args.steps:
+        rng = np.random.default_rng([args.seed, rank, step])
+        images, labels = sampler.batch(args.batch, rng)
+        images, labels = images.to(device), labels.to(device)
+        if device.type == "cpu":
+            images = images.contiguous(memory_format=torch.channels_last)
+        for group in optimizer.param_groups:
+            group["lr"] = args.lr * min(1.0, (step + 1) / max(args.warmup, 1))
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            logit = trained(images).change_logit
+        loss = bce_dice_loss(logit, labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        step += 1
+        pairs_seen += args.batch * world
+        elapsed = session_start_elapsed + time.time() - started
+        window_loss.append(float(loss.detach()))
+        window_pairs += args.batch * world
+        out_of_time = args.minutes and (time.time() - started) / 60 >= args.minutes
+        stop = bool(stop_requested) or step >= args.steps or out_of_time
+        if distributed:
+            flag = torch.tensor([float(stop)])
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            stop = bool(flag.item())
+        if rank == 0 and (step % args.log_every == 0 or stop):
+            record = {
+                "step": step,
+                "loss": round(float(np.mean(window_loss)), 4),
+                "pairs_per_s": round(window_pairs / max(time.time() - window_start, 1e-9), 3),
+                "pairs_seen": pairs_seen,
+                "elapsed_min": round(elapsed / 60, 2),
+                "lr": optimizer.param_groups[0]["lr"],
+            }
+            with open(log_path, "a") as log:
+                log.write(json.dumps(record) + "\n")
+            print(json.dumps(record), flush=True)
+            window_loss, window_start, window_pairs = [], time.time(), 0
+        if rank == 0 and (stop or time.time() - last_save >= args.checkpoint_minutes * 60):
+            validation = validate()
+            save(validation)
+            last_save = time.time()
+            print(
+                f"checkpoint at step {step}: synthetic val F1 {validation['f1']:.3f} at threshold "
+                f"{validation['threshold']} (F1@0.5 {validation['f1_at_0.5']:.3f}, ECE {validation['ece']:.3f})",
+                flush=True,
+            )
+        if stop:
+            break
+    if distributed:
+        dist.barrier()
+        dist.destroy_process_group()
+    return 0
