@@ -24,6 +24,7 @@ from .raster_io import RasterGrid, raster_grid, write_geotiff
 REMOVED_COLOUR = (230, 40, 40)  # RGB
 CREATED_COLOUR = (40, 200, 60)
 TRANSITION_COLOUR = (240, 180, 30)
+LEGEND_HEIGHT = 24
 
 
 def add_arguments(parser) -> None:
@@ -165,15 +166,31 @@ def render_strip(series: Series, panel: int = 256, gap: int = 4) -> np.ndarray:
         scale = panel / max(frame.shape)
         size = (max(1, round(frame.shape[1] * scale)), max(1, round(frame.shape[0] * scale)))
         small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-        cv2.putText(small, f"t={t}", (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (90, 160, 255), 2, cv2.LINE_AA)
+        cv2.rectangle(small, (0, 0), (44, 26), (40, 40, 40), -1)
+        cv2.putText(small, f"t={t}", (6, 19), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 255), 1, cv2.LINE_AA)
         panels.append(small)
     height = max(p.shape[0] for p in panels)
     width = sum(p.shape[1] for p in panels) + gap * (len(panels) - 1)
-    strip = np.full((height, width, 3), 128, dtype=np.uint8)
+    strip = np.full((height + LEGEND_HEIGHT, width, 3), 128, dtype=np.uint8)
     col = 0
     for small in panels:
         strip[: small.shape[0], col : col + small.shape[1]] = small
         col += small.shape[1] + gap
+    x = 8
+    for text, colour in (("objects", (235, 235, 235)), ("removed", REMOVED_COLOUR), ("created", CREATED_COLOUR),
+                         ("class transition", TRANSITION_COLOUR)):  # fmt: skip
+        cv2.rectangle(strip, (x, height + 6), (x + 12, height + 18), colour, -1)
+        cv2.putText(
+            strip,
+            text,
+            (x + 18, height + 17),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.45,
+            (255, 255, 255),
+            1,
+            cv2.LINE_AA,
+        )
+        x += 40 + 9 * len(text)
     return strip
 
 

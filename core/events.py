@@ -410,7 +410,7 @@ def simulate_step(
     ]
     unplaced: list[Unplaced] = []
     if requests:
-        occupied = _occupied_padded(before.instance, instance, min_gap)
+        occupied = _occupied_padded(before.instance, min_gap)
         for request in requests:
             placed = _place(before, request, rng, sources, occupied, min_gap, max_tries)
             if isinstance(placed, str):
@@ -513,12 +513,12 @@ def _transition_regions(semantic, rng, probability, table: TransitionTable) -> l
 
 
 # ---------------------------------------------------------------------------------------- placement
-def _occupied_padded(instance_before, instance_after, gap):
-    """Objects of the state before or after this step's removals, padded by `gap` (so gap checks near the
-    border need no clipping), as uint8."""
+def _occupied_padded(instance_before, gap):
+    """Objects of the state before the step (a superset of what removals and transitions leave), padded by
+    `gap` so gap checks near the border need no clipping, as uint8; creations are marked as they are placed."""
     height, width = instance_before.shape
     occupied = np.zeros((height + 2 * gap, width + 2 * gap), dtype=np.uint8)
-    occupied[gap : gap + height, gap : gap + width] = (instance_before != 0) | (instance_after != 0)
+    np.not_equal(instance_before, 0, out=occupied[gap : gap + height, gap : gap + width].view(bool))
     return occupied
 
 
