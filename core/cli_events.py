@@ -36,6 +36,14 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--remove", default="0", help="instances removed a step: a count (3) or a fraction (0.3)"
     )
+    parser.add_argument(
+        "--remove-ids",
+        type=int,
+        nargs="+",
+        default=(),
+        metavar="ID",
+        help="instances (feature ids for polygons) removed in the first step",
+    )
     parser.add_argument("--create", type=int, default=0, help="objects created a step (copies of instances)")
     parser.add_argument("--steps", type=int, default=1, help="number of steps T (frames S_0..S_T)")
     parser.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same masks")
@@ -91,7 +99,8 @@ def run(args) -> int:
             else default_oem_transitions()
         )
         kwargs.update(transition=args.transition, transitions=table)
-    series = simulate_series(state, args.seed, args.steps, **kwargs)
+    first_step = {"remove_ids": instance_ids(args.remove_ids, feature_ids)} if args.remove_ids else None
+    series = simulate_series(state, args.seed, args.steps, first_step=first_step, **kwargs)
     written = write_series(series, Path(args.out), grid, outlines=args.unlabeled, feature_ids=feature_ids)
     log = written["log"]
     removed = sum(e.kind == "remove" for s in series.steps for e in s.events)
@@ -103,6 +112,19 @@ def run(args) -> int:
     )
     print(f"wrote {len(written['files'])} files to {args.out} (event log: {log})")
     return 0
+
+
+def instance_ids(ids, feature_ids: dict | None) -> tuple[int, ...]:
+    """Ids given by a user -> instance ids: polygon inputs are addressed by their feature ids."""
+    if not feature_ids:
+        return tuple(int(i) for i in ids)
+    instance_of = {fid: iid for iid, fid in feature_ids.items()}
+    unknown = [i for i in ids if i not in instance_of]
+    if unknown:
+        raise InputError(
+            f"no polygon with feature id {unknown} on the grid (outside the image or too small?)"
+        )
+    return tuple(instance_of[i] for i in ids)
 
 
 def write_series(

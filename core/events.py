@@ -684,9 +684,16 @@ class Series:
 
 
 def simulate_series(
-    state: LabelState, rng: np.random.Generator | int, steps: int, progress=None, **step_kwargs
+    state: LabelState,
+    rng: np.random.Generator | int,
+    steps: int,
+    progress=None,
+    first_step: dict | None = None,
+    **step_kwargs,
 ) -> Series:
     """A Markov chain of `steps` steps from `state`. `rng` is a Generator or an int seed.
+
+    `first_step` overrides keyword arguments of step 1 only (e.g. chosen `remove_ids` or `creations`).
 
     Each step draws from its own Generator seeded with a number drawn from `rng` and recorded in the log, so any
     step can be replayed alone: `simulate_step(frames[t], np.random.default_rng(steps[t].seed), **kwargs)`.
@@ -701,13 +708,16 @@ def simulate_series(
     results = []
     for t in range(int(steps)):
         step_seed = int(rng.integers(2**63))
-        result = simulate_step(frames[-1], np.random.default_rng(step_seed), **step_kwargs)
+        kwargs = {**step_kwargs, **(first_step or {})} if t == 0 else step_kwargs
+        result = simulate_step(frames[-1], np.random.default_rng(step_seed), **kwargs)
         result.seed = step_seed
         frames.append(result.state)
         results.append(result)
         if progress is not None:
             progress(100.0 * (t + 1) / steps)
     settings = {key: _jsonable(value) for key, value in step_kwargs.items()}
+    if first_step:
+        settings["first_step"] = {key: _jsonable(value) for key, value in first_step.items()}
     return Series(frames, results, seed, settings)
 
 

@@ -148,6 +148,11 @@ def test_cli_writes_masks_changes_and_log_on_the_image_grid(shared_data, tmp_pat
     # same seed, same bytes
     again = tmp_path / "again"
     assert main(args[:-1] + [str(again)]) == 0
+    # polygon inputs are addressed by feature id (0-based in GeoJSON): feature 4 is instance 5
+    chosen = tmp_path / "chosen"
+    assert main(args[:2] + ["--image", args[3], "--remove-ids", "4", "-o", str(chosen)]) == 0
+    removed = json.loads((chosen / "events.json").read_text())["steps"][0]["events"]
+    assert [(e["kind"], e["instance_id"]) for e in removed] == [("remove", 5)]
     for name in ("mask_t03.tif", "instances_t03.tif"):
         with rasterio.open(out / name) as a, rasterio.open(again / name) as b:
             assert a.read().tobytes() == b.read().tobytes()
@@ -201,3 +206,41 @@ def test_demo_step_writes_the_events_series(shared_data, tmp_path):
     frames = [read_mask(tmp_path / "events" / f"mask_t{t:02d}.tif")[0] for t in (0, 5)]
     original = LabelState.from_mask(read_mask(log["input"])[0])
     assert (frames[0] > 0).sum() == original.foreground().sum() and (frames[0] != frames[1]).any()
+
+
+def test_cli_land_cover_transitions_follow_a_table_file(tmp_path):
+    from core.events import TransitionTable
+    from core.raster_io import write_geotiff
+
+    rng = np.random.default_rng(3)
+    labels = np.repeat(np.repeat(rng.integers(1, 4, (8, 8)), 8, axis=0), 8, axis=1).astype(np.uint8)
+    write_geotiff(tmp_path / "labels.tif", labels, utm_grid(64))
+    table = {"classes": ["bare", "grass", "built"], "allowed": {"grass": ["bare"], "bare": ["built"]}}
+    (tmp_path / "table.json").write_text(json.dumps(table))
+    args = ["events", str(tmp_path / "labels.tif"), "--transition", "0.7", "--transition-table"]
+    args += [str(tmp_path / "table.json"), "--steps", "2", "--seed", "1", "-o", str(tmp_path / "out")]
+    assert main(args) == 0
+    after = read_mask(tmp_path / "out" / "mask_t02.tif")[0]
+    code = rasterio.open(tmp_path / "out" / "semantic_change_t00_t02.tif").read(1)
+    from_cls, to_cls = np.divmod(code, 4)
+    changed = code != 0
+    assert changed.any() and (changed == (after != labels)).all()
+    pairs = set(zip(from_cls[changed].tolist(), to_cls[changed].tolist(), strict=True))
+    assert pairs <= {
+        (2, 1),
+        (1, 3),
+        (2, 3),
+    }  # grass->bare, bare->built, and grass->bare->built over two steps
+    assert TransitionTable.load(tmp_path / "table.json").allows(2, 1)
+
+
+def test_cli_reads_an_instance_raster(tmp_path):
+    from core.raster_io import write_geotiff
+
+    instance = np.zeros((64, 64), np.int32)
+    instance[4:20, 4:20] = 1000
+    instance[30:50, 30:40] = 2000
+    write_geotiff(tmp_path / "ids.tif", instance, utm_grid(64))
+    assert main(["events", str(tmp_path / "ids.tif"), "--remove-ids", "2000", "-o", str(tmp_path / "o")]) == 0
+    after = rasterio.open(tmp_path / "o" / "instances_t01.tif").read(1)
+    assert set(np.unique(after)) == {0, 1000}
