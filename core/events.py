@@ -58,7 +58,7 @@ class InstanceInfo:
         return slice(r0, r1), slice(c0, c1)
 
 
-@dataclass
+@dataclass(eq=False)
 class LabelState:
     """A semantic map `(H, W)` uint8 and an instance raster `(H, W)` int32; arrays are treated as read-only.
 
@@ -339,8 +339,8 @@ def simulate_step(
     remove: int | float = 0,
     create: int = 0,
     min_area: int = 64,
-    scale_range: tuple[float, float] = (1.0, 1.0),
-    angle_range: tuple[float, float] = (0.0, 0.0),
+    scale_range: tuple[float, float] = (0.8, 1.2),
+    angle_range: tuple[float, float] = (0.0, 360.0),
     min_gap: int = 2,
     remove_ids: Iterable[int] = (),
     creations: Iterable[Creation] = (),
