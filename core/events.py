@@ -184,6 +184,8 @@ class Creation:
             object.__setattr__(self, "source_id", None)
         if not self.scale > 0:
             raise InputError(f"a creation's scale must be > 0, got {self.scale}")
+        if self.cls is not None and not 1 <= int(self.cls) <= 255:
+            raise InputError(f"a created object's class must be in 1..255 (0 is background), got {self.cls}")
 
     def describe(self) -> dict:
         return {
@@ -361,7 +363,7 @@ def simulate_step(
     """
     if not isinstance(rng, np.random.Generator):
         raise InputError("simulate_step needs a numpy.random.Generator (np.random.default_rng(seed))")
-    _check_ranges(scale_range, angle_range, min_gap, create, transition)
+    _check_ranges(scale_range, angle_range, min_gap, create, transition, fill_class)
     before = state
     semantic = before.semantic.copy()
     instance = before.instance.copy()
@@ -449,13 +451,15 @@ def simulate_step(
     return StepResult(after, change, removed, created, transitioned, events, unplaced)
 
 
-def _check_ranges(scale_range, angle_range, min_gap, create, transition):
+def _check_ranges(scale_range, angle_range, min_gap, create, transition, fill_class):
     if len(scale_range) != 2 or not 0 < scale_range[0] <= scale_range[1]:
         raise InputError(f"scale_range must be (low, high) with 0 < low <= high, got {scale_range}")
     if len(angle_range) != 2 or angle_range[0] > angle_range[1]:
         raise InputError(f"angle_range must be (low, high) degrees with low <= high, got {angle_range}")
     if min_gap < 0 or int(create) < 0:
         raise InputError("min_gap and create must be >= 0")
+    if not 0 <= fill_class <= 255:
+        raise InputError(f"fill_class must be a class in 0..255, got {fill_class}")
     if not 0.0 <= transition <= 1.0:
         raise InputError(f"transition is a probability in [0, 1], got {transition}")
 

@@ -335,3 +335,5 @@ def test_bad_parameters_raise_input_errors():
         simulate_step(state, np.random.default_rng(0), transition=0.5)
     with pytest.raises(InputError):
         LabelState(np.zeros((4, 4)), np.zeros((5, 4)))
+    with pytest.raises(InputError, match="background"):
+        Creation(1, cls=0)

@@ -52,7 +52,9 @@ def random_footprints(seed: int, grid: RasterGrid, count: int):
 
 @settings(max_examples=12, deadline=None)
 @given(
-    seed=st.integers(0, 2**32 - 1), count=st.integers(1, 12), suffix=st.sampled_from([".gpkg", ".geojson"])
+    seed=st.integers(0, 2**32 - 1),
+    count=st.integers(1, 12),
+    suffix=st.sampled_from([".gpkg", ".geojson", ".shp"]),
 )
 def test_polygons_round_trip_to_the_same_ids(tmp_path_factory, seed, count, suffix):
     grid = utm_grid()
@@ -64,7 +66,7 @@ def test_polygons_round_trip_to_the_same_ids(tmp_path_factory, seed, count, suff
     frame.to_crs(4326).to_file(path)  # stored in another CRS: rasterising must reproject
     result = polygons_to_state(path, grid)
     assert result.missing == []
-    # GeoPackage fids start at 1 and are used as ids; GeoJSON's 0-based fids are shifted by one
+    # GeoPackage fids start at 1 and are used as ids; GeoJSON's and shapefiles' 0-based fids are shifted by one
     first_fid = 1 if suffix == ".gpkg" else 0
     assert result.feature_ids == {i + 1: i + first_fid for i in range(len(polygons))}
     back = instances_to_polygons(result.state.instance, grid, result.feature_ids)
