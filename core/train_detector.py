@@ -24,7 +24,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from PIL import Image
 
-from .changestar import ChangeStar, ChangeStarConfig, build_changestar
+from .changestar import LITE0_STAGE_ENDS, ChangeStar, ChangeStarConfig, build_changestar
 from .device import pick_device
 from .errors import InputError
 from .paths import shared_data_dir
@@ -259,7 +259,32 @@ def threshold_sweep(probabilities: np.ndarray, labels: np.ndarray) -> dict:
     }
 
 
-def predict_probabilities(model: ChangeStar, images: torch.Tensor, device, autocast: bool, batch: int = 4):
+def frozen_trunk_modules(model: ChangeStar, stride: int) -> list[torch.nn.Module]:
+    """The encoder's modules that only produce features at strides ≤ `stride` (0: none). Freezing them (weights
+    and batch-norm statistics) keeps generic ImageNet low-level features and saves their costly backward pass."""
+    if stride <= 0:
+        return []
+    levels = {4: 1, 8: 2, 16: 3, 32: 4}
+    if stride not in levels:
+        raise InputError(f"--freeze-stride must be 0, 4, 8, 16 or 32, got {stride}.")
+    trunk = model.encoder.trunk
+    if model.config.encoder == "resnet18":
+        return [trunk.conv1, trunk.bn1] + [getattr(trunk, f"layer{i}") for i in range(1, levels[stride] + 1)]
+    net = trunk.net
+    last_block = (*LITE0_STAGE_ENDS[:3], len(net._blocks) - 1)[levels[stride] - 1]
+    modules = [net._conv_stem, net._bn0, *net._blocks[: last_block + 1]]
+    return modules + ([net._conv_head, net._bn1] if stride == 32 else [])
+
+
+def set_training_mode(model: ChangeStar, frozen: list[torch.nn.Module]) -> None:
+    model.train()
+    for module in frozen:
+        module.eval()
+
+
+def predict_probabilities(
+    model: ChangeStar, images: torch.Tensor, device, autocast: bool, frozen, batch: int = 4
+):
     model.eval()
     outputs = []
     with torch.no_grad():
@@ -267,7 +292,7 @@ def predict_probabilities(model: ChangeStar, images: torch.Tensor, device, autoc
             chunk = images[start : start + batch].to(device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
                 outputs.append(model(chunk).change_probability.cpu())
-    model.train()
+    set_training_mode(model, frozen)
     return torch.cat(outputs).numpy()[:, 0]
 
 
@@ -292,6 +317,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--encoder", default="efficientnet_lite0", choices=["efficientnet_lite0", "resnet18"])
     parser.add_argument("--fpn-channels", type=int, default=256)
     parser.add_argument("--no-imagenet", action="store_true", help="start the encoder from random weights")
+    parser.add_argument(
+        "--freeze-stride", type=int, default=8, help="freeze encoder stages up to this stride (0 = train all)"
+    )
     parser.add_argument("--crop", type=int, default=256)
     parser.add_argument("--batch", type=int, default=4, help="pairs per step and process")
     parser.add_argument("--lr", type=float, default=2e-4)
@@ -432,7 +460,11 @@ def train(args) -> int:
         **model_config.__dict__,
         imagenet=resume is None and not args.no_imagenet and args.encoder != "resnet18",
     )
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    frozen = frozen_trunk_modules(model, args.freeze_stride)
+    for module in frozen:
+        module.requires_grad_(False)
+    trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=args.lr, weight_decay=args.weight_decay)
     step, pairs_seen, elapsed, best = 0, 0, 0.0, None
     if resume is not None:
         model.load_state_dict(resume["model"])
@@ -444,7 +476,7 @@ def train(args) -> int:
     if device.type == "cpu":
         model = model.to(memory_format=torch.channels_last)
     trained = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
-    model.train()
+    set_training_mode(model, frozen)
 
     val_images, val_labels = build_validation_set(args, tiles, pair_folders) if rank == 0 else (None, None)
     stop_requested = []
@@ -454,7 +486,7 @@ def train(args) -> int:
         print(
             f"train-detector: {'resuming at step ' + str(step) if resume else 'new run'}, {len(tiles)} STAR tiles, "
             f"{len(train_folders)} generated pairs (+{len(pair_folders) - len(train_folders)} held out), "
-            f"world {world}, {'bf16' if bf16 else 'fp32'}, {torch.get_num_threads()} threads, device {device}",
+            f"world {world}, {"bf16" if bf16 else "fp32"}, frozen up to stride {args.freeze_stride}, {torch.get_num_threads()} threads, device {device}",
             flush=True,
         )
 
@@ -483,7 +515,7 @@ def train(args) -> int:
         )
 
     def validate() -> dict:
-        probabilities = predict_probabilities(model, val_images, device, bf16)
+        probabilities = predict_probabilities(model, val_images, device, bf16, frozen)
         return threshold_sweep(probabilities, val_labels.numpy()[:, 0])
 
     started = time.time()
