@@ -486,7 +486,7 @@ def train(args) -> int:
         print(
             f"train-detector: {'resuming at step ' + str(step) if resume else 'new run'}, {len(tiles)} STAR tiles, "
             f"{len(train_folders)} generated pairs (+{len(pair_folders) - len(train_folders)} held out), "
-            f"world {world}, {"bf16" if bf16 else "fp32"}, frozen up to stride {args.freeze_stride}, {torch.get_num_threads()} threads, device {device}",
+            f"world {world}, {'bf16' if bf16 else 'fp32'}, frozen up to stride {args.freeze_stride}, {torch.get_num_threads()} threads, device {device}",
             flush=True,
         )
 
