@@ -82,9 +82,15 @@ def resolve_config(config: str | dict) -> dict:
     return resolved
 
 
-def conv(in_channels: int, out_channels: int, kernel: int = 3, stride: int = 1, sn: bool = True) -> nn.Module:
-    layer = nn.Conv2d(in_channels, out_channels, kernel, stride=stride, padding=kernel // 2)
-    return spectral_norm(layer) if sn else layer
+def conv(
+    in_channels: int, out_channels: int, kernel: int = 3, stride: int = 1, padding_mode: str = "reflect"
+) -> nn.Module:
+    """Spectrally normalised conv. The generator pads by reflection: zero padding let it paint stripes along
+    crop borders (findings.md), which would also show as seams between tiles at inference."""
+    layer = nn.Conv2d(
+        in_channels, out_channels, kernel, stride=stride, padding=kernel // 2, padding_mode=padding_mode
+    )
+    return spectral_norm(layer)
 
 
 def group_norm(channels: int, affine: bool = True) -> nn.GroupNorm:
@@ -172,7 +178,7 @@ class SpatiallyAdaptiveGroupNorm(nn.Module):
     def __init__(self, channels: int, hidden: int):
         super().__init__()
         self.norm = group_norm(channels, affine=False)
-        self.gamma_beta = nn.Conv2d(hidden, 2 * channels, 3, padding=1)
+        self.gamma_beta = nn.Conv2d(hidden, 2 * channels, 3, padding=1, padding_mode="reflect")
 
     def forward(self, x, embedding):
         gamma, beta = self.gamma_beta(embedding).chunk(2, dim=1)
@@ -184,7 +190,7 @@ class ConditionEmbedding(nn.Module):
 
     def __init__(self, cond_channels: int, hidden: int):
         super().__init__()
-        self.conv = nn.Conv2d(cond_channels, hidden, 3, padding=1)
+        self.conv = nn.Conv2d(cond_channels, hidden, 3, padding=1, padding_mode="reflect")
 
     def forward(self, cond, size):
         if cond.shape[-2:] != size:
@@ -335,9 +341,11 @@ class DiscriminatorBlock(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, down: bool, first: bool = False):
         super().__init__()
         self.first, self.down = first, down
-        self.conv0 = conv(in_channels, out_channels)
-        self.conv1 = conv(out_channels, out_channels)
-        self.shortcut = conv(in_channels, out_channels, 1) if in_channels != out_channels else None
+        self.conv0 = conv(in_channels, out_channels, padding_mode="zeros")
+        self.conv1 = conv(out_channels, out_channels, padding_mode="zeros")
+        self.shortcut = (
+            conv(in_channels, out_channels, 1, padding_mode="zeros") if in_channels != out_channels else None
+        )
 
     def forward(self, x):
         dx = self.conv0(x if self.first else F.leaky_relu(x, 0.2))
