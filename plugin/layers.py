@@ -115,8 +115,11 @@ def buildings_frame(
     dest_crs: QgsCoordinateReferenceSystem,
     within: QgsRectangle | None = None,
 ) -> gpd.GeoDataFrame:
-    """Polygons of `layer` (column `fid` = QGIS feature id) in `dest_crs`, optionally only those meeting `within`
-    (a rectangle in `dest_crs`)."""
+    """Polygons of `layer` (column `fid` = QGIS feature id) transformed into `dest_crs`, optionally only those
+    meeting `within` (a rectangle in `dest_crs`).
+
+    The frame carries no CRS object on purpose: pyproj objects must not cross threads (a CRS made here and used
+    in a QgsTask crashes PROJ), and the coordinates are already in `dest_crs`."""
     if layer is None or not layer.isValid() or layer.geometryType() != QgsWkbTypes.PolygonGeometry:
         raise InputError("Choose a polygon layer of buildings (or a classified building mask raster).")
     transform = QgsCoordinateTransform(layer.crs(), dest_crs, QgsProject.instance())
@@ -133,7 +136,7 @@ def buildings_frame(
             geometry.transform(transform)
         fids.append(feature.id())
         shapes.append(shapely.wkb.loads(bytes(geometry.asWkb())))
-    return gpd.GeoDataFrame({"fid": fids}, geometry=shapes, crs=dest_crs.toWkt())
+    return gpd.GeoDataFrame({"fid": fids}, geometry=shapes)
 
 
 def reprojection_note(source: QgsMapLayer, target: QgsMapLayer) -> str:

@@ -10,8 +10,8 @@ _PREFIX = "changen/"
 _DEFAULTS = {
     "device": "auto",
     "synthesis_method": "changen",
-    "generator_model": "changen_generator",
-    "detector_model": "changestar_1x96",
+    "generator_model": "",
+    "detector_model": "",
     "detect_threshold": 0.5,
     "last_export_folder": "",
 }
@@ -19,6 +19,8 @@ _DEFAULTS = {
 
 @dataclass
 class PluginSettings:
+    """Model names are shipped model names or .safetensors paths; empty means core's default model."""
+
     device: str
     synthesis_method: str
     generator_model: str

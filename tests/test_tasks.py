@@ -1,0 +1,200 @@
+"""Background tasks of the dock on real data: preview replacement, stale requests, cancel cleanup, export, detect."""
+
+import glob
+import os
+import tempfile
+import threading
+import time
+
+import pytest
+import rasterio
+from qgis.core import QgsApplication, QgsProject, QgsRasterLayer, QgsVectorLayer
+
+from changen.plugin.deps import check_dependencies
+from changen.plugin.tasks import LatestRequestRunner
+from changen.ui.dock import ChangenDock
+from changen.ui.synthesize_tab import OUTLINE_LAYER_NAME, PREVIEW_LAYER_NAME
+
+
+def wait_until(condition, timeout=120.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting for a task"
+        QgsApplication.processEvents()
+        time.sleep(0.01)
+
+
+def layers_named(name):
+    return QgsProject.instance().mapLayersByName(name)
+
+
+def preview_dirs():
+    return set(glob.glob(os.path.join(tempfile.gettempdir(), "changen-preview-*")))
+
+
+@pytest.fixture()
+def dock(qgis_iface, qgis_new_project):
+    widget = ChangenDock(qgis_iface, check_dependencies())
+    yield widget
+    widget.close_tools()
+    wait_until(
+        lambda: not widget.synthesize_tab.preview_runner.busy and not widget.synthesize_tab.export_runner.busy
+    )
+    widget.synthesize_tab.discard_preview()
+    widget.deleteLater()
+
+
+@pytest.fixture()
+def joplin(shared_data, qgis_iface, dock):
+    image = QgsRasterLayer(str(shared_data / "georef/joplin/chips/pre/0_pre.tif"), "pre 0")
+    buildings = QgsVectorLayer(
+        str(shared_data / "georef/joplin/footprints_2020.geojson"), "footprints", "ogr"
+    )
+    assert image.isValid() and buildings.isValid()
+    QgsProject.instance().addMapLayers([image, buildings])
+    tab = dock.synthesize_tab
+    tab.image_combo.setLayer(image)
+    tab.buildings_combo.setLayer(buildings)
+    canvas = qgis_iface.mapCanvas()
+    canvas.setDestinationCrs(image.crs())
+    centre = image.extent().center()
+    canvas.setExtent(image.extent().scaled(0.5, centre))
+    tab.method.setCurrentIndex(tab.method.findData("inpainting"))
+    return image, buildings, tab
+
+
+def _mark_buildings_in_view(tab, count):
+    session = tab._ensure_session()
+    window = tab._view_window(tab.image_layer())
+    request = tab.build_request(window)
+    inside = request.buildings[request.buildings.geometry.area > 60].fid.tolist()
+    assert len(inside) >= count
+    for fid in inside[:count]:
+        session.toggle_remove(fid)
+    return inside[:count]
+
+
+def test_runner_drops_a_request_replaced_by_a_newer_one(qgis_app):
+    outcomes, discarded = [], []
+    runner = LatestRequestRunner(outcomes.append, discard=discarded.append)
+    started, release = threading.Event(), threading.Event()
+
+    def slow(progress, is_canceled):
+        started.set()
+        release.wait(5)  # ignores cancel on purpose: its result must still be dropped
+        return "old"
+
+    runner.submit("slow", slow)
+    wait_until(started.is_set)
+    runner.submit("fast", lambda progress, is_canceled: "new")
+    release.set()
+    wait_until(lambda: not runner.busy)
+    assert [o.result for o in outcomes] == ["new"]
+    assert discarded == ["old"]
+
+
+def test_runner_reports_errors_without_raising(qgis_app):
+    outcomes = []
+    runner = LatestRequestRunner(outcomes.append)
+
+    def failing(progress, is_canceled):
+        raise ValueError("broken input")
+
+    runner.submit("failing", failing)
+    wait_until(lambda: not runner.busy)
+    (outcome,) = outcomes
+    assert isinstance(outcome.error, ValueError) and "broken input" in outcome.details
+    assert outcome.result is None and not outcome.canceled
+
+
+def test_preview_adds_one_layer_and_the_next_preview_replaces_it(joplin):
+    image, _, tab = joplin
+    _mark_buildings_in_view(tab, 3)
+    tab.preview()
+    wait_until(lambda: tab.preview_layer_ids)
+    (first,) = layers_named(PREVIEW_LAYER_NAME)
+    (outlines,) = layers_named(OUTLINE_LAYER_NAME)
+    first_dir, first_id = tab.preview_dir, first.id()
+    assert first.crs() == image.crs()
+    assert outlines.featureCount() >= 3
+    assert {f["event_type"] for f in outlines.getFeatures()} == {"removed"}
+    with rasterio.open(first.source()) as post, rasterio.open(image.source()) as pre:
+        assert post.crs == pre.crs and post.res == pytest.approx(pre.res)
+        assert post.width <= 1024
+
+    tab.preview()
+    wait_until(lambda: tab.preview_dir != first_dir)
+    assert len(layers_named(PREVIEW_LAYER_NAME)) == 1 and len(layers_named(OUTLINE_LAYER_NAME)) == 1
+    assert layers_named(PREVIEW_LAYER_NAME)[0].id() != first_id
+    assert not os.path.exists(first_dir)
+    root = QgsProject.instance().layerTreeRoot()
+    order = [node.layerId() for node in root.findLayers()]
+    assert order.index(layers_named(PREVIEW_LAYER_NAME)[0].id()) < order.index(image.id())
+
+
+def test_two_quick_previews_leave_only_the_newest(joplin):
+    _, _, tab = joplin
+    _mark_buildings_in_view(tab, 2)
+    before = preview_dirs()
+    first = tab.preview()
+    second = tab.preview()
+    wait_until(lambda: not tab.preview_runner.busy)
+    assert tab.preview_layer_ids and first.token < second.token
+    assert len(layers_named(PREVIEW_LAYER_NAME)) == 1
+    assert preview_dirs() - before == {tab.preview_dir}
+
+
+def test_canceled_preview_leaves_no_layer_and_no_file(joplin):
+    _, _, tab = joplin
+    _mark_buildings_in_view(tab, 2)
+    before = preview_dirs()
+    task = tab.preview()
+    task.cancel()
+    wait_until(lambda: not tab.preview_runner.busy)
+    assert layers_named(PREVIEW_LAYER_NAME) == [] and layers_named(OUTLINE_LAYER_NAME) == []
+    assert preview_dirs() == before
+    assert "canceled" in tab.result_note.text()
+
+
+def test_export_writes_a_georeferenced_pair_on_the_source_grid(joplin, tmp_path):
+    image, _, tab = joplin
+    removed = _mark_buildings_in_view(tab, 2)
+    tab.steps.setValue(2)
+    tab.random_remove.setValue(1)
+    tab.export(str(tmp_path))
+    wait_until(lambda: not tab.export_runner.busy)
+    (folder,) = [p for p in tmp_path.iterdir()]
+    assert folder.name.startswith("changen_") and not folder.name.startswith(".")
+    names = {p.name for p in folder.iterdir()}
+    expected = {f"image_t{t}.tif" for t in range(3)} | {f"mask_t{t}.tif" for t in range(3)}
+    expected |= {"change_t1.tif", "change_t2.tif", "change_polygons.gpkg", "events.json"}
+    assert expected <= names
+    with rasterio.open(image.source()) as source:
+        for name in ("image_t0.tif", "image_t2.tif", "mask_t1.tif", "change_t2.tif"):
+            with rasterio.open(folder / name) as written:
+                assert written.crs == source.crs
+                assert written.transform.almost_equals(source.transform)
+                assert (written.width, written.height) == (source.width, source.height)
+    polygons = QgsVectorLayer(str(folder / "change_polygons.gpkg"), "p", "ogr")
+    assert polygons.crs() == image.crs()
+    fields = polygons.fields().names()
+    assert {"event_type", "area_m2", "step"} <= set(fields)
+    removed_features = {f["feature_id"] for f in polygons.getFeatures() if f["step"] == 1}
+    assert set(removed) <= removed_features
+    assert all(f["area_m2"] > 0 for f in polygons.getFeatures())
+    group_names = [
+        g.name() for g in QgsProject.instance().layerTreeRoot().children() if hasattr(g, "addLayer")
+    ]
+    assert any(name.startswith("Changen export") for name in group_names)
+
+
+def test_canceled_export_writes_nothing(joplin, tmp_path):
+    _, _, tab = joplin
+    _mark_buildings_in_view(tab, 2)
+    task = tab.export(str(tmp_path))
+    task.cancel()
+    wait_until(lambda: not tab.export_runner.busy)
+    assert list(tmp_path.iterdir()) == []
+    assert not any(
+        g.name().startswith("Changen export") for g in QgsProject.instance().layerTreeRoot().children()
+    )
