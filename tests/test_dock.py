@@ -1,0 +1,127 @@
+"""The dock's widgets: tabs, device status, settings, map-tool buttons, random events, building masks as input."""
+
+import pytest
+from qgis.core import QgsProject, QgsRasterLayer, QgsSettings, QgsVectorLayer
+from qgis.PyQt.QtWidgets import QTabWidget
+
+from changen.plugin.deps import DependencyReport, check_dependencies
+from changen.plugin.map_tools import CreateBuildingTool, RemoveBuildingTool
+from changen.plugin.settings import load_settings
+from changen.ui.dock import ChangenDock
+from changen.ui.settings_dialog import SettingsDialog
+
+
+@pytest.fixture()
+def dock(qgis_iface, qgis_new_project):
+    widget = ChangenDock(qgis_iface, check_dependencies())
+    yield widget
+    widget.close_tools()
+    widget.deleteLater()
+
+
+@pytest.fixture()
+def joplin(shared_data, qgis_iface, dock):
+    image = QgsRasterLayer(str(shared_data / "georef/joplin/chips/pre/0_pre.tif"), "pre 0")
+    buildings = QgsVectorLayer(
+        str(shared_data / "georef/joplin/footprints_2020.geojson"), "footprints", "ogr"
+    )
+    QgsProject.instance().addMapLayers([image, buildings])
+    tab = dock.synthesize_tab
+    tab.image_combo.setLayer(image)
+    tab.buildings_combo.setLayer(buildings)
+    canvas = qgis_iface.mapCanvas()
+    canvas.setDestinationCrs(image.crs())
+    canvas.setExtent(image.extent().scaled(0.6, image.extent().center()))
+    return image, buildings, tab
+
+
+def test_dock_has_both_tabs_and_shows_the_device(dock):
+    tabs = dock.findChild(QTabWidget, "ChangenTabs")
+    assert [tabs.tabText(i) for i in range(tabs.count())] == ["Synthesize", "Detect"]
+    assert dock.status.text().startswith("Device: CPU")
+
+
+def test_missing_dependencies_disable_the_tabs(qgis_iface):
+    widget = ChangenDock(qgis_iface, DependencyReport(("torch",)))
+    assert widget.tabs.count() == 0
+    assert "torch" in widget.status.text() and "pip install" in widget.status.text()
+    assert not widget.settings_button.isEnabled()
+    widget.close_tools()
+
+
+def test_settings_dialog_stores_the_choice_in_qgssettings(dock):
+    dialog = SettingsDialog(dock)
+    dialog.device.setCurrentText("cpu")
+    dialog.detector.setCurrentText("my_detector")
+    dialog.accept()
+    assert QgsSettings().value("changen/device") == "cpu"
+    assert load_settings().detector_model == "my_detector"
+    dock.show_device()
+    dock.detect_tab.refresh_model()
+    assert "setting: cpu" in dock.status.text()
+    assert dock.detect_tab.model_label.text() == "my_detector"
+    dialog = SettingsDialog(dock)
+    dialog.device.setCurrentText("auto")
+    dialog.detector.setCurrentText("")
+    dialog.accept()
+
+
+def test_tool_buttons_install_and_remove_map_tools(joplin, qgis_iface):
+    _, _, tab = joplin
+    canvas = qgis_iface.mapCanvas()
+    tab.remove_button.setChecked(True)
+    assert isinstance(canvas.mapTool(), RemoveBuildingTool)
+    tab.create_button.setChecked(True)
+    assert isinstance(canvas.mapTool(), CreateBuildingTool)
+    assert not tab.remove_button.isChecked()
+    tab.angle.setValue(45)
+    assert tab.create_tool.angle == 45
+    tab.close_tools()
+    assert canvas.mapTool() is None
+    assert not tab.create_button.isChecked()
+
+
+def test_random_events_mark_buildings_with_the_seed(joplin):
+    _, _, tab = joplin
+    tab.random_remove.setValue(4)
+    tab.random_create.setValue(2)
+    tab.seed.setValue(7)
+    tab.random_events()
+    session = tab.session
+    first = (list(session.removed), [(p.source_fid, p.centre.x(), p.centre.y()) for p in session.placements])
+    assert len(first[0]) == 4 and len(first[1]) == 2
+    assert tab.edit_summary.text().startswith("4 building(s) to remove, 2 to create")
+    session.clear()
+    tab.random_events()
+    again = (list(session.removed), [(p.source_fid, p.centre.x(), p.centre.y()) for p in session.placements])
+    assert again == first
+
+
+def test_a_building_mask_raster_becomes_clickable_polygons(shared_data, qgis_iface, dock, tmp_path):
+    import numpy as np
+    import rasterio
+
+    source = shared_data / "georef/joplin/chips/pre/0_pre.tif"
+    with rasterio.open(source) as image:
+        profile = image.profile | {"count": 1, "dtype": "uint8", "nodata": None}
+        mask = np.zeros((image.height, image.width), np.uint8)
+    mask[100:140, 200:260] = 255
+    mask[500:530, 600:620] = 255
+    mask_path = tmp_path / "mask.tif"
+    with rasterio.open(mask_path, "w", **profile) as out:
+        out.write(mask, 1)
+    image_layer = QgsRasterLayer(str(source), "pre")
+    mask_layer = QgsRasterLayer(str(mask_path), "building mask")
+    QgsProject.instance().addMapLayers([image_layer, mask_layer])
+    tab = dock.synthesize_tab
+    tab.image_combo.setLayer(image_layer)
+    tab.buildings_combo.setLayer(mask_layer)
+    polygons = tab.buildings_layer()
+    assert polygons.featureCount() == 2
+    assert polygons.crs() == image_layer.crs()
+    assert tab.buildings_layer() is polygons
+    areas = sorted(
+        f.geometry().area() / (image_layer.rasterUnitsPerPixelX() * image_layer.rasterUnitsPerPixelY())
+        for f in polygons.getFeatures()
+    )
+    assert areas == pytest.approx([600, 2400], rel=0.01)
