@@ -13,10 +13,11 @@ setup:
 demo: setup
 	$(PY) -m core demo -o $(DEMO_OUT)
 
-# Tests run with a throw-away HOME (and QGIS config dirs inside it), so no user settings are read or written.
+# Tests run with a throw-away HOME (and QGIS config dirs inside it), so no user settings are read or written;
+# GDAL_PAM_ENABLED=NO keeps QGIS/GDAL from writing .aux.xml statistics beside the shared (read-only) data.
 test: setup
 	@home=$$(mktemp -d -t changen-test-home.XXXXXX); trap 'rm -rf "$$home"' EXIT; \
-	  HOME=$$home QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q tests
+	  HOME=$$home GDAL_PAM_ENABLED=NO QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q tests
 
 lint: setup
 	$(PY) -m ruff check .

@@ -1,7 +1,12 @@
 """Which optional Python dependencies are importable, and how to install the missing ones."""
 
+import ctypes
+import importlib.machinery
 import importlib.util
+import os
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 # import name -> pip requirement
 REQUIRED = {
@@ -47,3 +52,54 @@ def check_dependencies() -> DependencyReport:
         if not found:
             missing.append(name)
     return DependencyReport(tuple(missing))
+
+
+# Python wheels that bundle their own GDAL, GEOS or PROJ. Inside the QGIS executables these libraries are already
+# loaded into the global symbol scope (QGIS links Debian's builds), and the wheels' extension modules would bind
+# to those older copies: mixed library versions give wrong results and segfaults (shapely coordinates turn
+# NaN, rasterio.features.rasterize crashes). Importing them with RTLD_DEEPBIND makes each extension module
+# resolve symbols in its own bundled libraries first.
+BUNDLED_NATIVE_PACKAGES = ("shapely", "pyproj", "rasterio", "pyogrio")
+
+
+def _host_exports_geo_libraries() -> bool:
+    """True inside a process whose executable linked GDAL/GEOS globally (qgis, qgis_process), not in python."""
+    host = ctypes.CDLL(None)
+    return any(hasattr(host, symbol) for symbol in ("GDALVersionInfo", "GEOSversion", "proj_info"))
+
+
+def isolate_bundled_native_libraries() -> list[str]:
+    """Import the extension modules of `BUNDLED_NATIVE_PACKAGES` with their own native libraries; returns the
+    packages that were imported too early to isolate (they keep using QGIS's libraries)."""
+    if not _host_exports_geo_libraries():
+        return []
+    too_late = []
+    flags = sys.getdlopenflags()
+    sys.setdlopenflags(os.RTLD_NOW | os.RTLD_DEEPBIND)
+    try:
+        for package in BUNDLED_NATIVE_PACKAGES:
+            if package in sys.modules:
+                too_late.append(package)
+                continue
+            try:
+                spec = importlib.util.find_spec(package)
+            except (ImportError, ValueError):
+                continue
+            if spec is None or not spec.submodule_search_locations:
+                continue
+            for module in _extension_modules(package, Path(next(iter(spec.submodule_search_locations)))):
+                importlib.import_module(module)
+    finally:
+        sys.setdlopenflags(flags)
+    return too_late
+
+
+def _extension_modules(package: str, folder: Path) -> list[str]:
+    names = []
+    for path in sorted(folder.rglob("*")):
+        suffix = next((s for s in importlib.machinery.EXTENSION_SUFFIXES if path.name.endswith(s)), None)
+        if suffix is None or "tests" in path.relative_to(folder).parts:
+            continue
+        parts = path.relative_to(folder).with_name(path.name[: -len(suffix)]).parts
+        names.append(".".join((package, *parts)))
+    return names

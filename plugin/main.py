@@ -7,7 +7,7 @@ from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtGui import QIcon
 from qgis.PyQt.QtWidgets import QAction
 
-from .deps import check_dependencies
+from .deps import check_dependencies, isolate_bundled_native_libraries
 
 PLUGIN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LOG_TAG = "Changen"
@@ -17,6 +17,15 @@ class ChangenPlugin:
     def __init__(self, iface):
         self.iface = iface
         self.dependencies = check_dependencies()
+        if self.dependencies.ok:
+            too_late = isolate_bundled_native_libraries()
+            if too_late:
+                QgsMessageLog.logMessage(
+                    f"{', '.join(too_late)} were imported before Changen loaded and use QGIS's GDAL/GEOS/PROJ; "
+                    "if Changen crashes or misplaces geometry, disable the plugin that imported them first.",
+                    LOG_TAG,
+                    Qgis.Warning,
+                )
         self.provider = None
         self.dock = None
         self.action = None

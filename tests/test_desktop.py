@@ -26,6 +26,7 @@ def run_qgis_desktop(code: Path, workdir: Path, env: dict[str, str], timeout: fl
         os.environ,
         HOME=str(workdir),
         PYTHONPATH=sysconfig.get_path("purelib"),
+        GDAL_PAM_ENABLED="NO",  # no .aux.xml statistics beside the shared data
         **env,
     )
     full_env.pop("QT_QPA_PLATFORM", None)  # the desktop needs the X server; offscreen crashes it

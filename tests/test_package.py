@@ -1,17 +1,15 @@
 """`make package`: the plugin zip holds the runtime files under `changen/` and installs into a fresh profile."""
 
 import configparser
-import os
 import subprocess
 import sys
-import sysconfig
 import zipfile
 from pathlib import Path
 
 import pytest
+from qgis_process_runner import qgis_process, qgis_process_env
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-QGIS_PROCESS = "/usr/bin/qgis_process.bin"  # Debian's qgis_process wrapper passes an option 3.22 rejects
 METADATA_FIELDS = (
     "name", "qgisMinimumVersion", "description", "about", "version", "author", "email", "repository",
     "tracker", "tags", "category", "icon", "hasProcessingProvider", "changelog",
@@ -71,23 +69,11 @@ def test_zip_installs_into_a_fresh_profile_and_loads(plugin_zip, tmp_path):
     plugins_dir = tmp_path / "profiles" / "default" / "python" / "plugins"
     plugins_dir.mkdir(parents=True)
     zipfile.ZipFile(plugin_zip).extractall(plugins_dir)
-    env = dict(
-        os.environ,
-        QT_QPA_PLATFORM="offscreen",
-        QGIS_CUSTOM_CONFIG_PATH=str(tmp_path),
-        HOME=str(tmp_path),
-        PYTHONPATH=sysconfig.get_path("purelib"),  # torch & co. from the venv; not the repository itself
-    )
-    env.pop("QGIS_PLUGINPATH", None)
+    env = qgis_process_env(tmp_path)
 
-    def qgis_process(*args):
-        done = subprocess.run([QGIS_PROCESS, *args], env=env, capture_output=True, text=True, timeout=120)
-        assert done.returncode == 0, done.stdout + done.stderr
-        return done.stdout
-
-    assert "changen" in qgis_process("plugins").split()
-    qgis_process("plugins", "enable", "changen")
-    listing = qgis_process("list")
+    assert "changen" in qgis_process(env, "plugins").split()
+    qgis_process(env, "plugins", "enable", "changen")
+    listing = qgis_process(env, "list")
     assert "\nChangen\n" in listing  # the provider exists only when the plugin loaded with its dependencies
     ini = (tmp_path / "profiles" / "default" / "QGIS" / "QGIS3.ini").read_text()
     assert "changen=true" in ini
