@@ -350,6 +350,7 @@ def simulate_step(
     transition: float = 0.0,
     transitions: TransitionTable | None = None,
     max_tries: int = MAX_PLACEMENT_TRIES,
+    allowed: np.ndarray | None = None,
 ) -> StepResult:
     """One change step: removals, then class transitions, then creations; returns the new state and masks.
 
@@ -359,11 +360,16 @@ def simulate_step(
     create: random creations (copies of random instances with area >= `min_area`, angle and scale uniform in the
     ranges), after the explicit `creations`. Created objects never overlap an object of the state before or
     after the step, keep `min_gap` pixels from them, and stay inside the image; the ones that cannot are
-    reported in `unplaced`.
+    reported in `unplaced`. allowed: `(H, W)` bool, where randomly placed objects may lie (e.g. open ground);
+    explicit centres are the caller's choice and ignore it.
     """
     if not isinstance(rng, np.random.Generator):
         raise InputError("simulate_step needs a numpy.random.Generator (np.random.default_rng(seed))")
     _check_ranges(scale_range, angle_range, min_gap, create, transition, fill_class)
+    if allowed is not None and np.shape(allowed) != state.shape:
+        raise InputError(
+            f"allowed must be a bool mask of the state's shape {state.shape}, got {np.shape(allowed)}"
+        )
     before = state
     semantic = before.semantic.copy()
     instance = before.instance.copy()
@@ -413,8 +419,9 @@ def simulate_step(
     unplaced: list[Unplaced] = []
     if requests:
         occupied = _occupied_padded(before.instance, min_gap)
+        area_rule = None if allowed is None else _AllowedArea(np.asarray(allowed, dtype=bool))
         for request in requests:
-            placed = _place(before, request, rng, sources, occupied, min_gap, max_tries)
+            placed = _place(before, request, rng, sources, occupied, min_gap, max_tries, area_rule)
             if isinstance(placed, str):
                 unplaced.append(Unplaced(request, placed))
                 continue
@@ -597,7 +604,34 @@ def _gap_kernel(gap):
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
 
 
-def _place(state, request, rng, sources, occupied, gap, max_tries):
+class _AllowedArea:
+    """Where random placements may put object pixels, with the allowed pixels' positions for sampling centres."""
+
+    def __init__(self, allowed: np.ndarray):
+        self.barred = ~allowed
+        self.positions = np.flatnonzero(allowed)
+        self.width = allowed.shape[1]
+
+    def accepts(self, shape, r0, c0) -> bool:
+        return not self.barred[r0 : r0 + shape.shape[0], c0 : c0 + shape.shape[1]][shape].any()
+
+    def random_corner(self, rng, shape) -> tuple[int, int]:
+        """Top-left corner that puts the shape's box centre on a random allowed pixel."""
+        row, col = divmod(int(self.positions[rng.integers(self.positions.size)]), self.width)
+        return row - shape.shape[0] // 2, col - shape.shape[1] // 2
+
+    def barred_hits(self, shape) -> np.ndarray:
+        """For every top-left corner: how many shape pixels would lie on barred pixels."""
+        return cv2.filter2D(
+            self.barred.astype(np.float32),
+            -1,
+            shape.astype(np.float32),
+            anchor=(0, 0),
+            borderType=cv2.BORDER_CONSTANT,
+        )
+
+
+def _place(state, request, rng, sources, occupied, gap, max_tries, area_rule=None):
     """Choose where a creation goes: (shape, (row0, col0), source id, class), or the reason it cannot."""
     found = _source_shape(state, request, rng, sources)
     if isinstance(found, str):
@@ -624,10 +658,17 @@ def _place(state, request, rng, sources, occupied, gap, max_tries):
             return f"centre {tuple(request.centre)} overlaps an object or is closer than {gap} px to one"
         return shape, (r0, c0), source_id, cls
 
+    if area_rule is not None and area_rule.positions.size == 0:
+        return "the allowed area is empty"
     for _ in range(max_tries):
-        r0 = int(rng.integers(0, height - shape_h + 1))
-        c0 = int(rng.integers(0, width - shape_w + 1))
-        if free(r0, c0):
+        if area_rule is None:
+            r0 = int(rng.integers(0, height - shape_h + 1))
+            c0 = int(rng.integers(0, width - shape_w + 1))
+        else:
+            r0, c0 = area_rule.random_corner(rng, shape)
+            if r0 < 0 or c0 < 0 or r0 + shape_h > height or c0 + shape_w > width:
+                continue
+        if free(r0, c0) and (area_rule is None or area_rule.accepts(shape, r0, c0)):
             return shape, (r0, c0), source_id, cls
     # Crowded: look at every position at once before giving up.
     hits = cv2.filter2D(
@@ -638,9 +679,12 @@ def _place(state, request, rng, sources, occupied, gap, max_tries):
         borderType=cv2.BORDER_CONSTANT,
     )
     valid = hits[: height - shape_h + 1, : width - shape_w + 1] < 0.5
+    if area_rule is not None:
+        valid &= area_rule.barred_hits(shape)[: height - shape_h + 1, : width - shape_w + 1] < 0.5
     positions = np.flatnonzero(valid)
     if positions.size == 0:
-        return f"no free place for a {shape_h}x{shape_w} px object with a {gap} px gap"
+        where = "" if area_rule is None else " inside the allowed area"
+        return f"no free place{where} for a {shape_h}x{shape_w} px object with a {gap} px gap"
     r0, c0 = divmod(int(positions[rng.integers(positions.size)]), valid.shape[1])
     return shape, (r0, c0), source_id, cls
 

@@ -204,6 +204,39 @@ def test_crowded_images_still_find_the_last_free_place():
 
 
 @PROPERTY
+@given(seed=seeds, split=st.integers(40, 120))
+def test_random_placements_stay_inside_the_allowed_area(seed, split):
+    before = LabelState.from_mask(random_buildings(seed, count=6))
+    allowed = np.zeros(before.shape, bool)
+    allowed[:, :split] = True
+    result = simulate_step(before, np.random.default_rng(seed), create=4, min_area=20, allowed=allowed)
+    assert not (result.created & ~allowed).any()
+    assert len([e for e in result.events if e.kind == "create"]) + len(result.unplaced) == 4
+    nowhere = simulate_step(
+        before, np.random.default_rng(seed), create=1, min_area=20, allowed=~allowed & False
+    )
+    assert not nowhere.created.any() and "allowed area" in nowhere.unplaced[0].reason
+
+
+def test_the_exhaustive_search_respects_the_allowed_area():
+    state = LabelState.from_mask(np.zeros((120, 120), np.uint8))
+    allowed = np.zeros((120, 120), bool)
+    allowed[100:112, 7:19] = True  # exactly one 10x10 placement with a pixel of slack on each side
+    creation = Creation(np.ones((10, 10), bool))
+    result = simulate_step(
+        state, np.random.default_rng(0), creations=[creation], allowed=allowed, max_tries=0
+    )
+    rows, cols = np.nonzero(result.created)
+    assert (
+        not result.unplaced
+        and rows.min() >= 100
+        and rows.max() <= 111
+        and cols.min() >= 7
+        and cols.max() <= 18
+    )
+
+
+@PROPERTY
 @given(seed=seeds, steps=st.integers(1, 4))
 def test_change_masks_are_the_xor_of_foregrounds(seed, steps):
     state = LabelState.from_mask(random_buildings(seed))
