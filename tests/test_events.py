@@ -213,7 +213,7 @@ def test_random_placements_stay_inside_the_allowed_area(seed, split):
     assert not (result.created & ~allowed).any()
     assert len([e for e in result.events if e.kind == "create"]) + len(result.unplaced) == 4
     nowhere = simulate_step(
-        before, np.random.default_rng(seed), create=1, min_area=20, allowed=~allowed & False
+        before, np.random.default_rng(seed), create=1, min_area=20, allowed=np.zeros_like(allowed)
     )
     assert not nowhere.created.any() and "allowed area" in nowhere.unplaced[0].reason
 
