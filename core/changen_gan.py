@@ -238,7 +238,10 @@ class MaskedTransitionLayer(nn.Module):
         factor = pre_foreground.shape[-1] // pre_feature.shape[-1]
         if factor > 1:
             pre_foreground = F.max_pool2d(pre_foreground, factor)
-        masked = torch.where(pre_foreground > 0, post_feature, self.destyle(pre_feature))
+        foreground = pre_foreground > 0
+        # Zero the foreground before de-styling so not even the instance-norm statistics see it.
+        background = self.destyle(pre_feature.masked_fill(foreground, 0))
+        masked = torch.where(foreground, post_feature, background)
         return self.modulate(masked, self.embed(post_one_hot, masked.shape[-2:]))
 
 
