@@ -1,0 +1,127 @@
+import json
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from core.__main__ import main
+from core.baselines import INPAINT_DILATION
+from core.dataset import (
+    PAIR_FILES,
+    Settings,
+    find_sources,
+    jitter_colours,
+    make_pair,
+    misregister,
+    parse_shard,
+)
+from core.errors import InputError
+
+
+@pytest.fixture(scope="module")
+def sources(shared_data):
+    return [str(shared_data / "buildings" / "xbd_harvey"), str(shared_data / "buildings" / "idabd")]
+
+
+def _generate(sources, out, *options):
+    arguments = ["generate-dataset", "--out", str(out), "--crop", "96", "--seed", "2"]
+    for source in sources:
+        arguments += ["--source", source]
+    assert main(arguments + list(options)) == 0
+
+
+def _pairs(out):
+    return sorted(path.name for path in out.iterdir() if path.is_dir())
+
+
+def _read(folder):
+    return {name: np.asarray(Image.open(folder / name)) for name in PAIR_FILES if name.endswith(".png")}
+
+
+def test_shards_cover_every_pair_once_and_match_an_unsharded_run(sources, tmp_path):
+    for shard in ("0/3", "1/3", "2/3"):
+        _generate(sources, tmp_path / "sharded", "--pairs", "7", "--shard", shard)
+    _generate(sources, tmp_path / "whole", "--pairs", "7")
+    assert _pairs(tmp_path / "sharded") == _pairs(tmp_path / "whole") == [f"{k:06d}" for k in range(7)]
+    for name in _pairs(tmp_path / "whole"):
+        assert sorted(p.name for p in (tmp_path / "whole" / name).iterdir()) == sorted(PAIR_FILES)
+        sharded, whole = _read(tmp_path / "sharded" / name), _read(tmp_path / "whole" / name)
+        for key in whole:
+            np.testing.assert_array_equal(sharded[key], whole[key])
+    assert json.loads((tmp_path / "whole" / "dataset.json").read_text())["pairs"] == 7
+
+
+def test_resume_skips_finished_pairs_and_redoes_unfinished_ones(sources, tmp_path, capsys):
+    _generate(sources, tmp_path, "--pairs", "4", "--method", "inpainting")
+    finished = tmp_path / "000001" / "t2.png"
+    stamp = finished.stat().st_mtime_ns
+    before = _read(tmp_path / "000002")
+    (tmp_path / "000002" / "meta.json").unlink()  # as if killed before the pair was complete
+    (tmp_path / "000002" / "t2.png").unlink()
+    capsys.readouterr()
+    _generate(sources, tmp_path, "--pairs", "4", "--method", "inpainting")
+    assert "1 pairs written, 3 already finished" in capsys.readouterr().out
+    assert finished.stat().st_mtime_ns == stamp
+    after = _read(tmp_path / "000002")
+    for key in before:
+        np.testing.assert_array_equal(after[key], before[key])
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+@pytest.mark.parametrize("method", ["mixed", "copy-paste", "inpainting"])
+def test_pairs_are_consistent_and_changed(shared_data, method):
+    folders = [shared_data / "buildings" / "xbd_harvey", shared_data / "buildings" / "xbd_joplin"]
+    settings = Settings(method=method, crop=128, seed=0, star=0.3 if method == "mixed" else 0.0)
+    kinds = set()
+    changed_pairs = 0
+    for index in range(10):
+        pair = make_pair(find_sources(folders), settings, index)
+        kinds.add(pair["meta"]["kind"])
+        assert pair["t1"].shape == pair["t2"].shape == (128, 128, 3)
+        np.testing.assert_array_equal(pair["change"], pair["mask_t1"] != pair["mask_t2"])
+        changed_pairs += bool(pair["change"].any())
+        assert (pair["t1"] != pair["t2"]).any()
+    assert changed_pairs >= 7
+    if method == "mixed":
+        assert "star" in kinds and len(kinds) >= 3
+    else:
+        assert kinds == {method}
+
+
+def test_without_tricks_unchanged_pixels_stay_identical(shared_data):
+    settings = Settings(
+        method="inpainting", crop=128, seed=1, star=0.0, jitter=False, misregistration=0.0, swap=False
+    )
+    sources = find_sources([shared_data / "buildings" / "xbd_harvey"])
+    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * INPAINT_DILATION + 1,) * 2)
+    for index in range(4):
+        pair = make_pair(sources, settings, index)
+        differs = (pair["t1"] != pair["t2"]).any(axis=2)
+        rim = cv2.dilate(pair["change"].astype(np.uint8), disk).astype(
+            bool
+        )  # inpainting's dilated footprints
+        assert not differs[~rim].any()
+        if pair["change"].any():
+            assert differs[pair["change"]].mean() > 0.9
+
+
+def test_realism_helpers():
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    jittered = jitter_colours(image, rng)
+    assert jittered.shape == image.shape and jittered.dtype == np.uint8 and (jittered != image).any()
+    assert np.corrcoef(jittered[..., 1].ravel(), image[..., 1].ravel())[0, 1] > 0.9
+    stripes = np.tile(np.arange(50, dtype=np.uint8)[None, :, None] * 5, (40, 1, 3))
+    shifted = misregister(stripes, np.random.default_rng(1), 2.0)
+    offset = np.abs(shifted[20, 10:40, 0].astype(float) - stripes[20, 10:40, 0]).mean() / 5
+    assert 0 < offset <= 2.0
+
+
+def test_bad_options_are_input_errors(tmp_path):
+    with pytest.raises(InputError):
+        parse_shard("3/3")
+    with pytest.raises(InputError):
+        parse_shard("one of two")
+    with pytest.raises(InputError, match="images/ and masks/"):
+        find_sources([tmp_path])
