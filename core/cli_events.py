@@ -17,7 +17,16 @@ import cv2
 import numpy as np
 
 from .errors import InputError
-from .events import Series, TransitionTable, default_oem_transitions, simulate_series
+from .events import (
+    LabelState,
+    Series,
+    StepResult,
+    TransitionTable,
+    default_oem_transitions,
+    iterate_series,
+    series_log,
+    series_settings,
+)
 from .instances import load_state
 from .raster_io import RasterGrid, raster_grid, write_geotiff
 
@@ -93,24 +102,25 @@ def run(args) -> int:
         "fill_class": args.fill_class,
     }
     if args.transition > 0 and not args.unlabeled:
-        table = (
-            TransitionTable.load(args.transition_table)
-            if args.transition_table
-            else default_oem_transitions()
-        )
-        kwargs.update(transition=args.transition, transitions=table)
+        table = TransitionTable.load(args.transition_table) if args.transition_table else None
+        kwargs.update(transition=args.transition, transitions=table or default_oem_transitions())
     first_step = {"remove_ids": instance_ids(args.remove_ids, feature_ids)} if args.remove_ids else None
-    series = simulate_series(state, args.seed, args.steps, first_step=first_step, **kwargs)
-    written = write_series(series, Path(args.out), grid, outlines=args.unlabeled, feature_ids=feature_ids)
-    log = written["log"]
-    removed = sum(e.kind == "remove" for s in series.steps for e in s.events)
-    created = sum(e.kind == "create" for s in series.steps for e in s.events)
-    unplaced = sum(len(s.unplaced) for s in series.steps)
+    binary = int(state.semantic.max()) <= 1 and "transitions" not in kwargs and args.fill_class <= 1
+    writer = SeriesWriter(Path(args.out), state, grid, binary, outlines=args.unlabeled)
+    counts = {"remove": 0, "create": 0, "unplaced": 0}
+    for step in iterate_series(state, args.seed, args.steps, first_step=first_step, **kwargs):
+        writer.add(step)
+        for event in step.events:
+            counts[event.kind] = counts.get(event.kind, 0) + 1
+        counts["unplaced"] += len(step.unplaced)
+    written = writer.finish(args.seed, series_settings(kwargs, first_step), feature_ids)
     print(
-        f"{len(state.index)} instances, {args.steps} steps (seed {args.seed}): {removed} removed, {created} created"
-        + (f", {unplaced} could not be placed" if unplaced else "")
+        f"{len(state.index)} instances, {args.steps} steps (seed {args.seed}): {counts['remove']} removed, "
+        f"{counts['create']} created"
+        + (f", {counts['transition']} regions changed class" if counts.get("transition") else "")
+        + (f", {counts['unplaced']} could not be placed" if counts["unplaced"] else "")
     )
-    print(f"wrote {len(written['files'])} files to {args.out} (event log: {log})")
+    print(f"wrote {len(written['files'])} files to {args.out} (event log: {written['log']})")
     return 0
 
 
@@ -127,70 +137,109 @@ def instance_ids(ids, feature_ids: dict | None) -> tuple[int, ...]:
     return tuple(instance_of[i] for i in ids)
 
 
+class SeriesWriter:
+    """Writes a series frame by frame into `out`: only the first and the latest frame stay in memory.
+
+    Per frame `mask_tNN.tif` (a building mask as 0/255 when `binary`, else classes), `instances_tNN.tif` and
+    (with `outlines`) `outlines_tNN.tif`; per step `change_tNN_tMM.tif`; at the end the change from the first to
+    the last frame, `series.png` and `events.json`. Rasters are on `grid` (pixel grid when None)."""
+
+    def __init__(self, out: Path, first: LabelState, grid: RasterGrid | None, binary: bool, outlines=False):
+        self.out = Path(out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        if grid is None:
+            from affine import Affine
+
+            grid = RasterGrid(None, Affine.identity(), first.shape[1], first.shape[0])
+        self.grid, self.binary, self.outlines = grid, binary, outlines
+        self.first = self.last = first
+        self.files: list[str] = []
+        self.panels: list[np.ndarray] = []
+        self.step_logs: list[dict] = []
+        self._write_frame(first, None)
+
+    def _save(self, name: str, array: np.ndarray, dtype) -> None:
+        write_geotiff(self.out / name, array, self.grid, dtype=dtype)
+        self.files.append(name)
+
+    def _write_frame(self, frame: LabelState, step: StepResult | None) -> None:
+        t = len(self.step_logs)
+        semantic = frame.semantic * np.uint8(255) if self.binary else frame.semantic
+        self._save(f"mask_t{t:02d}.tif", semantic, np.uint8)
+        self._save(f"instances_t{t:02d}.tif", frame.instance, np.int32)
+        if self.outlines:
+            self._save(f"outlines_t{t:02d}.tif", frame.outlines().astype(np.uint8) * 255, np.uint8)
+        self.panels.append(render_panel(frame, step, t))
+
+    def add(self, step: StepResult) -> None:
+        t = len(self.step_logs)
+        self._save(f"change_t{t:02d}_t{t + 1:02d}.tif", step.change.astype(np.uint8) * 255, np.uint8)
+        self.step_logs.append(step.to_dict())
+        self.last = step.state
+        self._write_frame(step.state, step)
+
+    def finish(
+        self, seed, settings: dict, feature_ids: dict | None = None, extra: dict | None = None
+    ) -> dict:
+        last = len(self.step_logs)
+        changed = self.first.semantic != self.last.semantic
+        if last > 1:
+            self._save(f"change_t00_t{last:02d}.tif", changed.astype(np.uint8) * 255, np.uint8)
+        log = series_log(self.first, seed, settings, self.step_logs)
+        if last >= 1 and not self.binary:
+            base = max(int(self.first.semantic.max()), int(self.last.semantic.max())) + 1
+            before, after = self.first.semantic.astype(np.int32), self.last.semantic.astype(np.int32)
+            self._save(
+                f"semantic_change_t00_t{last:02d}.tif", np.where(changed, before * base + after, 0), np.int32
+            )
+            log["semantic_change_base"] = base  # code = from * base + to on changed pixels, 0 elsewhere
+        write_png(self.out / "series.png", join_panels(self.panels))
+        self.files.append("series.png")
+        self.files.append("events.json")
+        log["files"] = self.files
+        if feature_ids:
+            log["feature_ids"] = {str(k): v for k, v in feature_ids.items()}
+        log.update(extra or {})
+        write_text(self.out / "events.json", json.dumps(log, indent=1))
+        return {"files": list(self.files), "log": str(self.out / "events.json")}
+
+
 def write_series(
-    series: Series,
-    out: Path,
-    grid: RasterGrid | None,
-    outlines: bool = False,
-    feature_ids: dict | None = None,
-    extra: dict | None = None,
+    series: Series, out: Path, grid: RasterGrid | None, outlines=False, feature_ids=None, extra=None
 ) -> dict:
-    """Write every frame, the step and overall change masks, the event log and a preview strip into `out`."""
-    out.mkdir(parents=True, exist_ok=True)
-    height, width = series.frames[0].shape
-    if grid is None:
-        from affine import Affine
-
-        grid = RasterGrid(None, Affine.identity(), width, height)
-    binary = series.num_classes <= 1
-    files = []
-
-    def save(name, array, dtype):
-        write_geotiff(out / name, array, grid, dtype=dtype)
-        files.append(name)
-
-    last = len(series.frames) - 1
-    for t, frame in enumerate(series.frames):
-        save(f"mask_t{t:02d}.tif", frame.semantic * np.uint8(255) if binary else frame.semantic, np.uint8)
-        save(f"instances_t{t:02d}.tif", frame.instance, np.int32)
-        if outlines:
-            save(f"outlines_t{t:02d}.tif", frame.outlines().astype(np.uint8) * 255, np.uint8)
-    for t, step in enumerate(series.steps):
-        save(f"change_t{t:02d}_t{t + 1:02d}.tif", step.change.astype(np.uint8) * 255, np.uint8)
-    if last > 1:
-        save(f"change_t00_t{last:02d}.tif", series.change_between(0, last).astype(np.uint8) * 255, np.uint8)
-    if last >= 1 and not binary:
-        save(f"semantic_change_t00_t{last:02d}.tif", series.semantic_change(0, last), np.int32)
-    write_png(out / "series.png", render_strip(series))
-    files.append("series.png")
-    log = series.to_dict()
-    log["files"] = files
-    if feature_ids:
-        log["feature_ids"] = {str(k): v for k, v in feature_ids.items()}
-    log.update(extra or {})
-    write_text(out / "events.json", json.dumps(log, indent=1))
-    files.append("events.json")
-    return {"files": files, "log": str(out / "events.json")}
+    """Write a simulated series with `SeriesWriter` (frames, change masks, preview strip, event log)."""
+    writer = SeriesWriter(out, series.frames[0], grid, series.num_classes <= 1, outlines)
+    for step in series.steps:
+        writer.add(step)
+    return writer.finish(series.seed, series.settings, feature_ids, extra)
 
 
-def render_strip(series: Series, panel: int = 256, gap: int = 4) -> np.ndarray:
-    """Frames side by side `(h, w, 3)` RGB uint8: objects white, the step's removals red, creations green,
-    transitions amber; each panel `panel` px wide and labelled t=0..T."""
-    panels = []
-    for t, frame in enumerate(series.frames):
-        rgb = np.zeros((*frame.shape, 3), dtype=np.uint8)
-        rgb[frame.semantic != 0] = (235, 235, 235)
-        if t > 0:
-            step = series.steps[t - 1]
-            rgb[step.transitioned] = TRANSITION_COLOUR
-            rgb[step.removed] = REMOVED_COLOUR
-            rgb[step.created] = CREATED_COLOUR
-        scale = panel / max(frame.shape)
-        size = (max(1, round(frame.shape[1] * scale)), max(1, round(frame.shape[0] * scale)))
-        small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-        cv2.rectangle(small, (0, 0), (44, 26), (40, 40, 40), -1)
-        cv2.putText(small, f"t={t}", (6, 19), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 255), 1, cv2.LINE_AA)
-        panels.append(small)
+def render_strip(series: Series, panel: int = 256) -> np.ndarray:
+    """Frames side by side `(h, w, 3)` RGB uint8 (see `render_panel`), with a colour legend."""
+    steps = [None, *series.steps]
+    return join_panels(
+        [render_panel(f, s, t, panel) for t, (f, s) in enumerate(zip(series.frames, steps, strict=True))]
+    )
+
+
+def render_panel(frame: LabelState, step: StepResult | None, t: int, panel: int = 256) -> np.ndarray:
+    """One frame, `panel` px on its long side: objects white, the step's removals red, creations green,
+    transitions amber, labelled t=..."""
+    rgb = np.zeros((*frame.shape, 3), dtype=np.uint8)
+    rgb[frame.semantic != 0] = (235, 235, 235)
+    if step is not None:
+        rgb[step.transitioned] = TRANSITION_COLOUR
+        rgb[step.removed] = REMOVED_COLOUR
+        rgb[step.created] = CREATED_COLOUR
+    scale = panel / max(frame.shape)
+    size = (max(1, round(frame.shape[1] * scale)), max(1, round(frame.shape[0] * scale)))
+    small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    cv2.rectangle(small, (0, 0), (44, 26), (40, 40, 40), -1)
+    cv2.putText(small, f"t={t}", (6, 19), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 255), 1, cv2.LINE_AA)
+    return small
+
+
+def join_panels(panels: list[np.ndarray], gap: int = 4) -> np.ndarray:
     height = max(p.shape[0] for p in panels)
     width = sum(p.shape[1] for p in panels) + gap * (len(panels) - 1)
     strip = np.full((height + LEGEND_HEIGHT, width, 3), 128, dtype=np.uint8)

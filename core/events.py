@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -718,17 +718,58 @@ class Series:
         return np.where(before != after, before * base + after, 0).astype(np.int32)
 
     def to_dict(self) -> dict:
-        height, width = self.frames[0].shape
-        return {
-            "seed": self.seed,
-            "shape": [height, width],
-            "settings": self.settings,
-            "initial_instances": len(self.frames[0].index),
-            "steps": [dict(step=t + 1, **result.to_dict()) for t, result in enumerate(self.steps)],
-        }
+        return series_log(self.frames[0], self.seed, self.settings, [step.to_dict() for step in self.steps])
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=1)
+
+
+def series_log(first: LabelState, seed: int | None, settings: dict, step_logs: list[dict]) -> dict:
+    """The event log of a series (JSON-ready): seed, settings and each step's `StepResult.to_dict()`."""
+    height, width = first.shape
+    return {
+        "seed": seed,
+        "shape": [height, width],
+        "settings": settings,
+        "initial_instances": len(first.index),
+        "steps": [dict(step=t + 1, **log) for t, log in enumerate(step_logs)],
+    }
+
+
+def iterate_series(
+    state: LabelState,
+    rng: np.random.Generator | int,
+    steps: int,
+    first_step: dict | None = None,
+    **step_kwargs,
+) -> Iterator[StepResult]:
+    """The steps of a Markov chain from `state`, one at a time (for series too large to keep in memory).
+
+    `rng` is a Generator or an int seed. Each step draws from its own Generator seeded with a number drawn from
+    `rng` and stored in `StepResult.seed`, so any step replays alone:
+    `simulate_step(frames[t], np.random.default_rng(steps[t].seed), **kwargs)`.
+    `first_step` overrides keyword arguments of step 1 only (e.g. chosen `remove_ids` or `creations`).
+    """
+    if int(steps) < 0:
+        raise InputError(f"steps must be >= 0, got {steps}")
+    if not isinstance(rng, np.random.Generator):
+        rng = np.random.default_rng(int(rng))
+    current = state
+    for t in range(int(steps)):
+        step_seed = int(rng.integers(2**63))
+        kwargs = {**step_kwargs, **(first_step or {})} if t == 0 else step_kwargs
+        result = simulate_step(current, np.random.default_rng(step_seed), **kwargs)
+        result.seed = step_seed
+        current = result.state
+        yield result
+
+
+def series_settings(step_kwargs: dict, first_step: dict | None = None) -> dict:
+    """Step keyword arguments as JSON-ready settings for the event log."""
+    settings = {key: _jsonable(value) for key, value in step_kwargs.items()}
+    if first_step:
+        settings["first_step"] = {key: _jsonable(value) for key, value in first_step.items()}
+    return settings
 
 
 def simulate_series(
@@ -739,34 +780,16 @@ def simulate_series(
     first_step: dict | None = None,
     **step_kwargs,
 ) -> Series:
-    """A Markov chain of `steps` steps from `state`. `rng` is a Generator or an int seed.
-
-    `first_step` overrides keyword arguments of step 1 only (e.g. chosen `remove_ids` or `creations`).
-
-    Each step draws from its own Generator seeded with a number drawn from `rng` and recorded in the log, so any
-    step can be replayed alone: `simulate_step(frames[t], np.random.default_rng(steps[t].seed), **kwargs)`.
-    """
-    if int(steps) < 0:
-        raise InputError(f"steps must be >= 0, got {steps}")
-    seed = None
-    if not isinstance(rng, np.random.Generator):
-        seed = int(rng)
-        rng = np.random.default_rng(seed)
+    """A Markov chain of `steps` steps from `state` with all its frames (see `iterate_series`)."""
+    seed = None if isinstance(rng, np.random.Generator) else int(rng)
     frames = [state]
     results = []
-    for t in range(int(steps)):
-        step_seed = int(rng.integers(2**63))
-        kwargs = {**step_kwargs, **(first_step or {})} if t == 0 else step_kwargs
-        result = simulate_step(frames[-1], np.random.default_rng(step_seed), **kwargs)
-        result.seed = step_seed
+    for result in iterate_series(state, rng, steps, first_step, **step_kwargs):
         frames.append(result.state)
         results.append(result)
         if progress is not None:
-            progress(100.0 * (t + 1) / steps)
-    settings = {key: _jsonable(value) for key, value in step_kwargs.items()}
-    if first_step:
-        settings["first_step"] = {key: _jsonable(value) for key, value in first_step.items()}
-    return Series(frames, results, seed, settings)
+            progress(100.0 * len(results) / steps)
+    return Series(frames, results, seed, series_settings(step_kwargs, first_step))
 
 
 def simulate_unlabeled_series(

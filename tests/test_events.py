@@ -16,6 +16,7 @@ from core.events import (
     LabelState,
     TransitionTable,
     default_oem_transitions,
+    iterate_series,
     simulate_series,
     simulate_step,
     simulate_unlabeled_series,
@@ -315,6 +316,17 @@ def test_the_same_seed_gives_byte_identical_series(seed):
     # any step replays alone from its logged seed
     replay = simulate_step(first.frames[1], np.random.default_rng(first.steps[1].seed), **kwargs)
     assert replay.state.instance.tobytes() == first.frames[2].instance.tobytes()
+
+
+def test_iterating_a_series_step_by_step_gives_the_same_frames():
+    state = LabelState.from_mask(random_buildings(8))
+    kwargs = dict(remove=0.3, create=2, min_area=20)
+    series = simulate_series(state, 9, 3, first_step={"remove_ids": state.ids[:1]}, **kwargs)
+    steps = list(iterate_series(state, 9, 3, first_step={"remove_ids": state.ids[:1]}, **kwargs))
+    assert series.steps[0].events[0].instance_id == state.ids[0]
+    for frame, step in zip(series.frames[1:], steps, strict=True):
+        assert frame.instance.tobytes() == step.state.instance.tobytes()
+    assert series.settings["first_step"] == {"remove_ids": state.ids[:1]}
 
 
 def test_different_seeds_give_different_series():

@@ -224,7 +224,8 @@ def test_cli_land_cover_transitions_follow_a_table_file(tmp_path):
     assert main(args) == 0
     after = read_mask(tmp_path / "out" / "mask_t02.tif")[0]
     code = rasterio.open(tmp_path / "out" / "semantic_change_t00_t02.tif").read(1)
-    from_cls, to_cls = np.divmod(code, 4)
+    base = json.loads((tmp_path / "out" / "events.json").read_text())["semantic_change_base"]
+    from_cls, to_cls = np.divmod(code, base)
     changed = code != 0
     assert changed.any() and (changed == (after != labels)).all()
     pairs = set(zip(from_cls[changed].tolist(), to_cls[changed].tolist(), strict=True))
