@@ -520,39 +520,67 @@ class DetectResult:
 
 
 def detect_job(request: DetectRequest) -> Callable:
-    """A job running core's tiled detector on the pair; outputs go into a fresh temporary folder."""
+    """A job running core's tiled detector on the pair (t1 cropped to `window` first when one is given); outputs
+    go into a fresh temporary folder that is removed on cancel or failure."""
 
     def job(progress, is_canceled) -> DetectResult:
         from ..core.detect import detect_change
+        from ..core.raster_io import read_raster, write_geotiff
 
-        started = time.perf_counter()
         folder = tempfile.mkdtemp(prefix="changen-detect-")
         try:
+            t1_path = request.t1_path
+            if request.window is not None:
+                crop = read_raster(t1_path, window=request.window)
+                t1_path = os.path.join(folder, "t1_view.tif")
+                write_geotiff(t1_path, crop.array, crop.grid, nodata=crop.grid.nodata)
+            probability_path = os.path.join(folder, "change_probability.tif")
+            change_path = os.path.join(folder, "change_mask.tif")
+            kwargs = {"model": request.model} if request.model else {}
             result = detect_change(
-                request.t1_path,
+                t1_path,
                 request.t2_path,
-                model=request.model or None,
+                change_path,
+                probability_path=probability_path,
                 threshold=request.threshold,
                 device=request.device,
-                window=request.window,
-                progress=progress,
+                progress=lambda value: progress(0.95 * value),
                 is_canceled=is_canceled,
+                **kwargs,
             )
-            probability_path = os.path.join(folder, "change_probability.tif")
             polygons_path = os.path.join(folder, "change_polygons.gpkg")
-            result.write(probability_path=probability_path, vector_path=polygons_path)
+            polygons = mask_polygons(change_path)
+            write_polygons(polygons, polygons_path, result.grid.crs_wkt, layer="changes")
+            progress(100.0)
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
         return DetectResult(
-            folder,
-            probability_path,
-            polygons_path,
-            result.polygon_count,
-            result.changed_area_m2,
-            time.perf_counter() - started,
-            result.device,
-            result.notes,
+            folder=folder,
+            probability_path=probability_path,
+            polygons_path=polygons_path,
+            polygon_count=len(polygons),
+            changed_area_m2=float(polygons["area_m2"].sum()) if len(polygons) else 0.0,
+            seconds=result.seconds,
+            device=result.device,
+            notes=list(result.notes),
         )
 
     return job
+
+
+def mask_polygons(mask_path: str):
+    """Polygons of the change pixels (value 1) of a mask GeoTIFF with `area_m2`, without pyproj (see
+    `change_polygons`)."""
+    import geopandas
+    import rasterio
+    from rasterio.features import shapes
+    from shapely.geometry import shape
+
+    with rasterio.open(mask_path) as dataset:
+        mask = dataset.read(1)
+        transform, crs_wkt = dataset.transform, dataset.crs.to_wkt() if dataset.crs else None
+    geometries = [shape(geometry) for geometry, _ in shapes(mask, mask=mask == 1, transform=transform)]
+    frame = geopandas.GeoDataFrame({"id": list(range(1, len(geometries) + 1))}, geometry=geometries)
+    frame["area_m2"] = _areas_m2(frame, crs_wkt)
+    return frame

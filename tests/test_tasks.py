@@ -198,3 +198,92 @@ def test_canceled_export_writes_nothing(joplin, tmp_path):
     assert not any(
         g.name().startswith("Changen export") for g in QgsProject.instance().layerTreeRoot().children()
     )
+
+
+@pytest.fixture()
+def detector_path(tmp_path_factory):
+    """The shipped detector when there is one, else an untrained ChangeStar saved like a shipped model: the test
+    checks the plumbing (tiles, georeferencing, layers), not accuracy."""
+    from changen.core.changestar import ARCHITECTURE, build_changestar
+    from changen.core.paths import MODELS_DIR
+    from changen.core.weights import save_weights
+
+    shipped = sorted(MODELS_DIR.glob("changestar*.safetensors"))
+    if shipped:
+        return str(shipped[0])
+    path = tmp_path_factory.mktemp("models") / "untrained_changestar.safetensors"
+    config = {"architecture": ARCHITECTURE, "encoder": "efficientnet_lite0", "threshold": 0.5}
+    save_weights(path, build_changestar("efficientnet_lite0").state_dict(), config)
+    return str(path)
+
+
+@pytest.fixture()
+def levir_pair(shared_data, dock, detector_path):
+    from changen.plugin.settings import load_settings, save_settings
+
+    settings = load_settings()
+    settings.detector_model = detector_path
+    save_settings(settings)
+    t1 = QgsRasterLayer(str(shared_data / "georef/levir_dev/test_2_0000_0000_A.tif"), "t1")
+    t2 = QgsRasterLayer(str(shared_data / "georef/levir_dev/test_2_0000_0000_B.tif"), "t2")
+    QgsProject.instance().addMapLayers([t1, t2])
+    tab = dock.detect_tab
+    tab.t1_combo.setLayer(t1)
+    tab.t2_combo.setLayer(t2)
+    yield t1, t2, tab
+    settings.detector_model = ""
+    save_settings(settings)
+
+
+def test_detect_task_adds_a_result_group(levir_pair, qgis_iface):
+    t1, _, tab = levir_pair
+    tab.threshold.setValue(0.5)
+    tab.detect()
+    wait_until(lambda: not tab.runner.busy)
+    assert "Changed area" in tab.note.text(), tab.note.text()
+    root = QgsProject.instance().layerTreeRoot()
+    (group,) = [g for g in root.children() if g.name().startswith("Changen detection")]
+    names = [node.name() for node in group.findLayers()]
+    assert names == ["change polygons", "change probability"]
+    probability = group.findLayers()[1].layer()
+    polygons = group.findLayers()[0].layer()
+    assert probability.crs() == t1.crs() and probability.width() == t1.width()
+    assert probability.extent().toString(6) == t1.extent().toString(6)
+    assert polygons.crs() == t1.crs() and "area_m2" in polygons.fields().names()
+    assert all(f["area_m2"] > 0 for f in polygons.getFeatures())
+    stats = probability.dataProvider().bandStatistics(1)
+    assert stats.minimumValue >= 0.0 and stats.maximumValue <= 1.0
+
+
+def test_detect_on_the_map_view_only(levir_pair, qgis_iface):
+    t1, _, tab = levir_pair
+    canvas = qgis_iface.mapCanvas()
+    canvas.setDestinationCrs(t1.crs())
+    extent = t1.extent()
+    canvas.setExtent(extent.scaled(0.5, extent.center()))
+    tab.view_only.setChecked(True)
+    tab.detect()
+    wait_until(lambda: not tab.runner.busy)
+    (group,) = [
+        g
+        for g in QgsProject.instance().layerTreeRoot().children()
+        if g.name().startswith("Changen detection")
+    ]
+    probability = group.findLayers()[1].layer()
+    assert 0 < probability.width() * probability.height() < t1.width() * t1.height()
+    view = canvas.extent().intersect(t1.extent())
+    pixel = t1.rasterUnitsPerPixelX()
+    assert probability.extent().buffered(pixel).contains(view)
+    assert t1.extent().buffered(pixel / 100).contains(probability.extent())
+
+
+def test_canceled_detection_leaves_no_layer_and_no_file(levir_pair):
+    _, _, tab = levir_pair
+    before = set(glob.glob(os.path.join(tempfile.gettempdir(), "changen-detect-*")))
+    task = tab.detect()
+    task.cancel()
+    wait_until(lambda: not tab.runner.busy)
+    assert not any(
+        g.name().startswith("Changen detection") for g in QgsProject.instance().layerTreeRoot().children()
+    )
+    assert set(glob.glob(os.path.join(tempfile.gettempdir(), "changen-detect-*"))) == before
