@@ -600,8 +600,10 @@ def _source_shape(state, request, rng, sources):
 
 
 def _gap_kernel(gap):
-    size = 2 * gap + 1
-    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
+    """Pixels within `gap + 0.5` of the centre: the halo leaves >= `gap` free pixels between objects, and with
+    `gap >= 1` no diagonal contact, so a written mask reads back into the same instances (8-connectivity)."""
+    offsets = np.arange(-gap, gap + 1)
+    return (offsets[:, None] ** 2 + offsets[None, :] ** 2 <= (gap + 0.5) ** 2).astype(np.uint8)
 
 
 class _AllowedArea:
