@@ -164,7 +164,8 @@ def object_outlines(instance: np.ndarray, width: int = 1) -> np.ndarray:
 class Creation:
     """An object to create: a copy of instance `source_id`'s shape, or of `shape` (binary mask, or polygon
     vertices `(N, 2)` as (row, col) pixel coordinates), rotated by `angle` degrees (counter-clockwise) about its
-    centre and scaled by `scale`, centred at `centre` = (row, col), or at a random free place when None.
+    centre and scaled by `scale`, with its centroid at `centre` = (row, col), or at a random free place when None.
+    A created `Event`'s (source_id, centre, angle, scale) given back as a Creation reproduces the same pixels.
 
     `cls` None keeps the source instance's class (1 for a given shape). `source_id` also accepts a shape.
     """
@@ -538,7 +539,8 @@ def _mark_occupied(occupied, shape, r0, c0, gap):
 
 
 def transform_shape(shape: np.ndarray, angle: float, scale: float) -> np.ndarray:
-    """Rotate (degrees, counter-clockwise) and scale a binary shape about its centre; trimmed to its box."""
+    """Rotate (degrees, counter-clockwise) and scale a binary shape about its centre; trimmed to its box and
+    kept in one 8-connected piece."""
     shape = np.asarray(shape, dtype=bool)
     height, width = shape.shape
     radians = math.radians(angle)
@@ -551,7 +553,15 @@ def transform_shape(shape: np.ndarray, angle: float, scale: float) -> np.ndarray
     warped = cv2.warpAffine(
         shape.astype(np.uint8) * 255, matrix, (out_w, out_h), flags=cv2.INTER_LINEAR, borderValue=0
     )
-    return _trim(warped >= 128)
+    return _trim(_largest_part(warped >= 128))
+
+
+def _largest_part(mask: np.ndarray) -> np.ndarray:
+    """Resampling can cut a thin part off a shape; an instance is one 8-connected object, so keep the largest."""
+    parts, count = ndimage.label(mask, structure=EIGHT_CONNECTED)
+    if count <= 1:
+        return mask
+    return parts == np.argmax(np.bincount(parts.ravel())[1:]) + 1
 
 
 def _trim(mask: np.ndarray) -> np.ndarray:
@@ -652,8 +662,9 @@ def _place(state, request, rng, sources, occupied, gap, max_tries, area_rule=Non
         return not occupied[r0 : r0 + halo.shape[0], c0 : c0 + halo.shape[1]][halo].any()
 
     if request.centre is not None:
-        r0 = int(round(request.centre[0] - (shape_h - 1) / 2.0))
-        c0 = int(round(request.centre[1] - (shape_w - 1) / 2.0))
+        rows, cols = np.nonzero(shape)
+        r0 = int(round(request.centre[0] - rows.mean()))
+        c0 = int(round(request.centre[1] - cols.mean()))
         if r0 < 0 or c0 < 0 or r0 + shape_h > height or c0 + shape_w > width:
             return f"centre {tuple(request.centre)} puts the object outside the image"
         if not free(r0, c0):
