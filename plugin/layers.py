@@ -167,7 +167,7 @@ def add_layer(layer: QgsMapLayer, group: QgsLayerTreeGroup | None = None, above:
     project = QgsProject.instance()
     project.addMapLayer(layer, False)
     if group is not None:
-        group.addLayer(layer)
+        group.addLayer(layer).setExpanded(False)
         return layer
     root = project.layerTreeRoot()
     parent, index = root, 0
@@ -176,7 +176,7 @@ def add_layer(layer: QgsMapLayer, group: QgsLayerTreeGroup | None = None, above:
         if node is not None:
             parent = node.parent()
             index = parent.children().index(node)
-    parent.insertLayer(index, layer)
+    parent.insertLayer(index, layer).setExpanded(False)
     return layer
 
 

@@ -125,3 +125,15 @@ def test_a_building_mask_raster_becomes_clickable_polygons(shared_data, qgis_ifa
         for f in polygons.getFeatures()
     )
     assert areas == pytest.approx([600, 2400], rel=0.01)
+
+
+def test_edits_survive_other_layers_being_added(joplin, shared_data):
+    _, buildings, tab = joplin
+    session = tab._ensure_session()
+    session.toggle_remove(next(buildings.getFeatures()).id())
+    QgsProject.instance().addMapLayer(
+        QgsRasterLayer(str(shared_data / "georef/joplin/chips/pre/1_pre.tif"), "other")
+    )
+    assert tab.session is session and len(session.removed) == 1
+    tab.buildings_combo.setLayer(tab.image_combo.currentLayer())
+    assert tab.session is None

@@ -64,6 +64,7 @@ class SynthesizeTab(QWidget):
         self.mask_polygons: dict[str, QgsVectorLayer] = {}
         self.last_preview_seconds: float | None = None
         self._started = 0.0
+        self._chosen_layers = None
         self._build()
         self.preview_runner = LatestRequestRunner(self._preview_done, discard=_remove_dir_of)
         self.export_runner = LatestRequestRunner(self._export_done, discard=_remove_dir_of)
@@ -200,8 +201,12 @@ class SynthesizeTab(QWidget):
         raise InputError("Choose a building layer: polygons, or a building mask raster.")
 
     def _layers_changed(self, *_):
-        self._reset_session()
         image, buildings = self.image_combo.currentLayer(), self.buildings_combo.currentLayer()
+        chosen = (image.id() if image else None, buildings.id() if buildings else None)
+        if chosen == self._chosen_layers:
+            return  # the combos re-emit when other layers (e.g. a preview) are added
+        self._chosen_layers = chosen
+        self._reset_session()
         notes = []
         if image is not None and buildings is not None:
             note = layer_io.reprojection_note(buildings, image)

@@ -1,0 +1,222 @@
+"""Drive the Changen dock in the real QGIS desktop (`qgis --code scripts/desktop_workflow.py`) on real data:
+mark buildings with the map tools, preview a synthesized post-event image, measure the preview latency on a 512²
+view, export, detect changes on a real pair; grab a PNG of the window at each step and write a JSON of checks.
+
+Environment: CHANGEN_DATA (the shared data folder), CHANGEN_WORKFLOW_OUT (PNGs, export folder and checks.json),
+CHANGEN_DETECTOR (optional detector model, used when none is shipped). QGIS runs this file before its event loop
+starts, so the work is scheduled on a timer.
+"""
+
+import json
+import os
+import time
+import traceback
+from pathlib import Path
+
+from qgis.core import QgsCoordinateTransform, QgsProject, QgsRasterLayer, QgsRectangle, QgsVectorLayer
+from qgis.gui import QgsMapMouseEvent
+from qgis.PyQt.QtCore import QEvent, QPoint, Qt, QTimer
+from qgis.PyQt.QtWidgets import QApplication, QDockWidget
+from qgis.utils import iface
+
+DATA = Path(os.environ["CHANGEN_DATA"])
+OUT = Path(os.environ["CHANGEN_WORKFLOW_OUT"])
+checks: dict = {"steps": []}
+
+
+def settle(seconds: float = 0.5):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        QApplication.processEvents()
+        time.sleep(0.02)
+    iface.mapCanvas().waitWhileRendering()
+    QApplication.processEvents()
+
+
+def wait_for(condition, timeout: float = 300.0) -> float:
+    started = time.monotonic()
+    while not condition():
+        if time.monotonic() - started > timeout:
+            raise TimeoutError("a Changen task did not finish in time")
+        QApplication.processEvents()
+        time.sleep(0.01)
+    return time.monotonic() - started
+
+
+def grab(name: str):
+    settle()
+    iface.mapCanvas().refresh()
+    settle(1.0)
+    path = OUT / f"{name}.png"
+    iface.mainWindow().grab().save(str(path))
+    checks["steps"].append(name)
+
+
+def add_collapsed(*layers):
+    """Add layers with their legend nodes folded, and let QGIS's zoom-to-first-layer happen before ours."""
+    QgsProject.instance().addMapLayers(list(layers))
+    for layer in layers:
+        QgsProject.instance().layerTreeRoot().findLayer(layer.id()).setExpanded(False)
+    settle(0.5)
+
+
+def click(tool, canvas, layer, point, button=Qt.LeftButton):
+    to_map = QgsCoordinateTransform(layer.crs(), canvas.mapSettings().destinationCrs(), QgsProject.instance())
+    device = canvas.getCoordinateTransform().transform(to_map.transform(point))
+    pixel = QPoint(round(device.x()), round(device.y()))
+    tool.canvasMoveEvent(QgsMapMouseEvent(canvas, QEvent.MouseMove, pixel, Qt.NoButton))
+    tool.canvasReleaseEvent(QgsMapMouseEvent(canvas, QEvent.MouseButtonRelease, pixel, button))
+
+
+def shipped(prefix: str) -> bool:
+    from changen.core.paths import MODELS_DIR
+
+    return any(MODELS_DIR.glob(f"{prefix}*.safetensors"))
+
+
+def synthesize_steps(dock):
+    canvas = iface.mapCanvas()
+    image = QgsRasterLayer(str(DATA / "georef/joplin/chips/pre/0_pre.tif"), "Joplin pre-event (2009)")
+    buildings = QgsVectorLayer(
+        str(DATA / "georef/joplin/footprints_2020.geojson"), "building footprints", "ogr"
+    )
+    add_collapsed(image, buildings)
+    buildings.renderer().symbol().symbolLayer(0).setBrushStyle(Qt.NoBrush)
+    buildings.renderer().symbol().symbolLayer(0).setStrokeColor(Qt.yellow)
+    QgsProject.instance().setCrs(image.crs())
+    tab = dock.synthesize_tab
+    dock.tabs.setCurrentWidget(tab)
+    tab.image_combo.setLayer(image)
+    tab.buildings_combo.setLayer(buildings)
+    method = "changen" if shipped("changen") else "inpainting"
+    tab.method.setCurrentIndex(tab.method.findData(method))
+
+    # A 512 x 512 px view of the image (the canvas shows a little more on its longer side).
+    full = image.extent()
+    side_x, side_y = 512 * image.rasterUnitsPerPixelX(), 512 * image.rasterUnitsPerPixelY()
+    centre = full.center()
+    view = QgsRectangle(
+        centre.x() - side_x / 2, centre.y() - side_y / 2, centre.x() + side_x / 2, centre.y() + side_y / 2
+    )
+    canvas.setExtent(view)
+    settle(1.0)
+
+    to_image = QgsCoordinateTransform(buildings.crs(), image.crs(), QgsProject.instance())
+    in_view = [
+        feature
+        for feature in buildings.getFeatures(
+            QgsCoordinateTransform(image.crs(), buildings.crs(), QgsProject.instance()).transformBoundingBox(
+                view.buffered(-20)
+            )
+        )
+        if to_image.transformBoundingBox(feature.geometry().boundingBox()).area() > 120
+    ]
+    tab.remove_button.setChecked(True)
+    for feature in in_view[:4]:
+        click(tab.remove_tool, canvas, buildings, feature.geometry().pointOnSurface().asPoint())
+    checks["removed_marked"] = len(tab.session.removed)
+    if method != "inpainting":
+        tab.create_button.setChecked(True)
+        source = in_view[5]
+        click(tab.create_tool, canvas, buildings, source.geometry().pointOnSurface().asPoint())
+        tab.angle.setValue(30)
+        corner = to_image.transform(source.geometry().pointOnSurface().asPoint())
+        target = canvas.mapSettings().extent().center()
+        click(tab.create_tool, canvas, image, target if corner.distance(target) > 30 else corner)
+    checks["placements_marked"] = len(tab.session.placements)
+    grab("01_edits")
+
+    task = tab.preview()
+    latency = wait_for(lambda: not tab.preview_runner.busy)
+    window = task and tab.build_request(tab._view_window(image)).window
+    checks["preview"] = {
+        "method": method,
+        "seconds_click_to_layer": round(latency, 3),
+        "window": [int(window.width), int(window.height)],
+        "note": tab.result_note.text(),
+    }
+    checks["preview_layers"] = len(QgsProject.instance().mapLayersByName("post-event preview"))
+    checks["outline_features"] = sum(
+        layer.featureCount() for layer in QgsProject.instance().mapLayersByName("change outlines (preview)")
+    )
+    tab.remove_button.setChecked(False)
+    tab.create_button.setChecked(False)
+    grab("02_preview")
+
+    # A second preview: warm (generator loaded), replaces the first layer.
+    task = tab.preview()
+    checks["preview"]["seconds_second"] = round(wait_for(lambda: not tab.preview_runner.busy), 3)
+    checks["preview_layers_after_second"] = len(QgsProject.instance().mapLayersByName("post-event preview"))
+    buildings_node = QgsProject.instance().layerTreeRoot().findLayer(buildings.id())
+    buildings_node.setItemVisibilityChecked(False)
+    grab("03_preview_no_footprints")
+    buildings_node.setItemVisibilityChecked(True)
+
+    export_parent = OUT / "export"
+    export_parent.mkdir(exist_ok=True)
+    tab.export(str(export_parent))
+    wait_for(lambda: not tab.export_runner.busy)
+    exported = [p for p in export_parent.iterdir() if p.is_dir()]
+    checks["export_folders"] = [p.name for p in exported]
+    checks["export_files"] = sorted(p.name for p in exported[0].iterdir()) if exported else []
+    checks["export_note"] = tab.result_note.text()
+
+
+def detect_steps(dock):
+    from changen.plugin.settings import load_settings, save_settings
+
+    if not shipped("changestar") and os.environ.get("CHANGEN_DETECTOR"):
+        settings = load_settings()
+        settings.detector_model = os.environ["CHANGEN_DETECTOR"]
+        save_settings(settings)
+        dock.detect_tab.refresh_model()
+    canvas = iface.mapCanvas()
+    root = QgsProject.instance().layerTreeRoot()
+    for node in root.children():
+        node.setItemVisibilityChecked(False)
+    t1 = QgsRasterLayer(str(DATA / "georef/levir_dev/test_2_0000_0000_A.tif"), "LEVIR t1")
+    t2 = QgsRasterLayer(str(DATA / "georef/levir_dev/test_2_0000_0000_B.tif"), "LEVIR t2")
+    add_collapsed(t1, t2)
+    QgsProject.instance().setCrs(t1.crs())
+    canvas.setExtent(t1.extent())
+    tab = dock.detect_tab
+    dock.tabs.setCurrentWidget(tab)
+    tab.t1_combo.setLayer(t1)
+    tab.t2_combo.setLayer(t2)
+    root.findLayer(t2.id()).setItemVisibilityChecked(True)
+    tab.detect()
+    checks["detect_seconds"] = round(wait_for(lambda: not tab.runner.busy), 3)
+    checks["detect_note"] = tab.note.text()
+    groups = [g.name() for g in root.children() if g.name().startswith("Changen detection")]
+    checks["detect_groups"] = groups
+    checks["detect_layers"] = [
+        node.name() for g in root.children() if g.name() in groups for node in g.findLayers()
+    ]
+    grab("04_detect")
+
+
+def run_workflow():
+    window = iface.mainWindow()
+    window.setGeometry(0, 0, 1600, 1000)
+    dock = window.findChild(QDockWidget, "ChangenDock")
+    dock.show()
+    dock.raise_()
+    checks["device"] = dock.status.text()
+    synthesize_steps(dock)
+    detect_steps(dock)
+
+
+def _run_and_quit():
+    try:
+        run_workflow()
+    except Exception:  # the test reads the traceback from the JSON
+        checks["error"] = traceback.format_exc()
+    path = OUT / "checks.json"
+    path.with_suffix(".tmp").write_text(json.dumps(checks, indent=2))
+    os.replace(path.with_suffix(".tmp"), path)
+    QgsProject.instance().removeAllMapLayers()
+    QgsProject.instance().setDirty(False)
+    iface.actionExit().trigger()
+
+
+QTimer.singleShot(1500, _run_and_quit)
