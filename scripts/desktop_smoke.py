@@ -1,7 +1,8 @@
 """Run inside the QGIS desktop (`qgis --code scripts/desktop_smoke.py`): open a GeoTIFF, show the Changen dock,
 grab the main window to PNG, write a JSON of checks, quit.
 
-Paths come from the environment: CHANGEN_SMOKE_RASTER (input), CHANGEN_SMOKE_PNG and CHANGEN_SMOKE_JSON (outputs).
+Paths come from the environment: CHANGEN_SMOKE_RASTER (input), optional CHANGEN_SMOKE_BUILDINGS (a polygon file
+shown above it), CHANGEN_SMOKE_PNG and CHANGEN_SMOKE_JSON (outputs).
 QGIS runs this file with `exec` before its event loop starts, so the work is scheduled on a timer.
 """
 
@@ -9,24 +10,53 @@ import json
 import os
 import traceback
 
-from qgis.core import QgsProject, QgsRasterLayer
+from qgis.core import QgsFillSymbol, QgsProject, QgsRasterLayer, QgsVectorLayer
 from qgis.PyQt.QtCore import QTimer
 from qgis.PyQt.QtWidgets import QApplication, QDockWidget, QLabel
 from qgis.utils import active_plugins, iface
+
+
+def _geo_stack_checks() -> dict:
+    """The wheels' GDAL/GEOS next to QGIS's own: without the plugin's isolation this rasterize segfaults."""
+    import rasterio
+    import rasterio.features
+    import shapely
+    from affine import Affine
+    from osgeo import gdal
+
+    square = shapely.box(1, 1, 5, 5)
+    burned = rasterio.features.rasterize([square], out_shape=(8, 8), transform=Affine.identity())
+    return {
+        "rasterio_gdal": rasterio.__gdal_version__,
+        "qgis_gdal": gdal.__version__,
+        "rasterized_pixels": int(burned.sum()),
+    }
 
 
 def _smoke_checks() -> dict:
     window = iface.mainWindow()
     window.setGeometry(0, 0, 1600, 1000)  # bare Xvfb has no window manager to size it
     layer = QgsRasterLayer(os.environ["CHANGEN_SMOKE_RASTER"], "pre-event")
+    buildings = None
     if layer.isValid():
+        QgsProject.instance().setCrs(layer.crs())
         QgsProject.instance().addMapLayer(layer)
-        iface.mapCanvas().setExtent(layer.extent())
+    if os.environ.get("CHANGEN_SMOKE_BUILDINGS"):
+        buildings = QgsVectorLayer(os.environ["CHANGEN_SMOKE_BUILDINGS"], "buildings", "ogr")
+        outline = {"color": "0,0,0,0", "style": "no", "outline_color": "255,200,0", "outline_width": "0.4"}
+        buildings.renderer().setSymbol(QgsFillSymbol.createSimple(outline))
+        QgsProject.instance().addMapLayer(buildings)
     dock = window.findChild(QDockWidget, "ChangenDock")
     if dock is not None:
         dock.show()
         dock.raise_()
-    for _ in range(20):  # let the canvas render before the grab
+    for _ in range(20):  # QGIS zooms to the first layers once events run: frame the raster after that
+        QApplication.processEvents()
+    if layer.isValid():
+        iface.mapCanvas().setDestinationCrs(layer.crs())
+        iface.mapCanvas().setExtent(layer.extent())
+        iface.mapCanvas().refresh()
+    for _ in range(20):
         QApplication.processEvents()
     iface.mapCanvas().waitWhileRendering()
     QApplication.processEvents()
@@ -36,11 +66,13 @@ def _smoke_checks() -> dict:
         "plugin_active": "changen" in active_plugins,
         "layer_valid": layer.isValid(),
         "layer_crs": layer.crs().authid(),
+        "buildings_valid": buildings.isValid() if buildings is not None else None,
         "dock_found": dock is not None,
         "dock_visible": dock is not None and dock.isVisible(),
         "dock_title": dock.windowTitle() if dock is not None else None,
         "status_text": status.text() if status is not None else None,
         "screenshot_saved": bool(grabbed),
+        **_geo_stack_checks(),
     }
 
 

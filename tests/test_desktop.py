@@ -43,13 +43,14 @@ def run_qgis_desktop(code: Path, workdir: Path, env: dict[str, str], timeout: fl
 
 @pytest.mark.qgis_desktop
 def test_desktop_opens_geotiff_and_shows_dock(tmp_path, shared_data):
-    raster = shared_data / "georef" / "levir_dev" / "train_36_0512_0512_A.tif"
+    joplin = shared_data / "georef" / "joplin"
     png, report_path = tmp_path / "qgis_dock.png", tmp_path / "checks.json"
     output = run_qgis_desktop(
         REPO_ROOT / "scripts" / "desktop_smoke.py",
         tmp_path,
         {
-            "CHANGEN_SMOKE_RASTER": str(raster),
+            "CHANGEN_SMOKE_RASTER": str(joplin / "chips" / "pre" / "0_pre.tif"),
+            "CHANGEN_SMOKE_BUILDINGS": str(joplin / "footprints_2020.geojson"),
             "CHANGEN_SMOKE_PNG": str(png),
             "CHANGEN_SMOKE_JSON": str(report_path),
         },
@@ -59,10 +60,13 @@ def test_desktop_opens_geotiff_and_shows_dock(tmp_path, shared_data):
     assert "error" not in report, report.get("error")
 
     assert report["plugin_active"]
-    assert report["layer_valid"] and report["layer_crs"] == "EPSG:4326"
+    assert report["layer_valid"] and report["layer_crs"] == "EPSG:32615"
+    assert report["buildings_valid"]
     assert report["dock_found"] and report["dock_visible"]
     assert report["dock_title"] == "Changen"
     assert report["status_text"].startswith("Device:")
     assert report["screenshot_saved"] and png.stat().st_size > 50_000  # a rendered window, not a blank one
+    assert report["rasterized_pixels"] == 16
+    assert report["rasterio_gdal"] != report["qgis_gdal"], "rasterio must use its own GDAL inside QGIS"
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shutil.copy(png, ARTIFACTS / png.name)
