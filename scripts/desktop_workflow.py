@@ -19,6 +19,8 @@ from qgis.PyQt.QtCore import QEvent, QPoint, Qt, QTimer
 from qgis.PyQt.QtWidgets import QApplication, QDockWidget
 from qgis.utils import iface
 
+from changen.plugin.layers import style_outline
+
 DATA = Path(os.environ["CHANGEN_DATA"])
 OUT = Path(os.environ["CHANGEN_WORKFLOW_OUT"])
 checks: dict = {"steps": []}
@@ -80,9 +82,8 @@ def synthesize_steps(dock):
     buildings = QgsVectorLayer(
         str(DATA / "georef/joplin/footprints_2020.geojson"), "building footprints", "ogr"
     )
-    add_collapsed(image, buildings)
-    buildings.renderer().symbol().symbolLayer(0).setBrushStyle(Qt.NoBrush)
-    buildings.renderer().symbol().symbolLayer(0).setStrokeColor(Qt.yellow)
+    add_collapsed(buildings, image)
+    style_outline(buildings, "255,230,0,255", 0.3)
     QgsProject.instance().setCrs(image.crs())
     tab = dock.synthesize_tab
     dock.tabs.setCurrentWidget(tab)
@@ -174,15 +175,18 @@ def detect_steps(dock):
     root = QgsProject.instance().layerTreeRoot()
     for node in root.children():
         node.setItemVisibilityChecked(False)
-    t1 = QgsRasterLayer(str(DATA / "georef/levir_dev/test_2_0000_0000_A.tif"), "LEVIR t1")
-    t2 = QgsRasterLayer(str(DATA / "georef/levir_dev/test_2_0000_0000_B.tif"), "LEVIR t2")
-    add_collapsed(t1, t2)
+    t1 = QgsRasterLayer(str(DATA / "georef/joplin/chips/pre/0_pre.tif"), "Joplin t1 (2009)")
+    t2 = QgsRasterLayer(
+        str(DATA / "georef/joplin/chips/post/0_post.tif"), "Joplin t2 (2011, after the tornado)"
+    )
+    add_collapsed(t2, t1)
     QgsProject.instance().setCrs(t1.crs())
     canvas.setExtent(t1.extent())
     tab = dock.detect_tab
     dock.tabs.setCurrentWidget(tab)
     tab.t1_combo.setLayer(t1)
     tab.t2_combo.setLayer(t2)
+    root.findLayer(t1.id()).setItemVisibilityChecked(False)
     root.findLayer(t2.id()).setItemVisibilityChecked(True)
     tab.detect()
     checks["detect_seconds"] = round(wait_for(lambda: not tab.runner.busy), 3)

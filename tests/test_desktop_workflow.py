@@ -11,15 +11,15 @@ ARTIFACTS = REPO_ROOT / "artifacts" / "desktop_workflow"
 
 @pytest.mark.qgis_desktop
 def test_desktop_workflow_on_real_data(tmp_path, shared_data):
-    from changen.core.changestar import ARCHITECTURE, build_changestar
+    from changen.core.changestar import build_changestar
     from changen.core.paths import MODELS_DIR
     from changen.core.weights import save_weights
 
     detector = ""
     if not any(MODELS_DIR.glob("changestar*.safetensors")):  # plumbing only: an untrained detector
         detector = str(tmp_path / "untrained_changestar.safetensors")
-        config = {"architecture": ARCHITECTURE, "encoder": "efficientnet_lite0", "threshold": 0.5}
-        save_weights(detector, build_changestar("efficientnet_lite0").state_dict(), config)
+        model = build_changestar("efficientnet_lite0")
+        save_weights(detector, model.state_dict(), model.export_config(threshold=0.5))
     out = tmp_path / "out"
     out.mkdir()
     output = run_qgis_desktop(

@@ -204,7 +204,7 @@ def test_canceled_export_writes_nothing(joplin, tmp_path):
 def detector_path(tmp_path_factory):
     """The shipped detector when there is one, else an untrained ChangeStar saved like a shipped model: the test
     checks the plumbing (tiles, georeferencing, layers), not accuracy."""
-    from changen.core.changestar import ARCHITECTURE, build_changestar
+    from changen.core.changestar import build_changestar
     from changen.core.paths import MODELS_DIR
     from changen.core.weights import save_weights
 
@@ -212,8 +212,8 @@ def detector_path(tmp_path_factory):
     if shipped:
         return str(shipped[0])
     path = tmp_path_factory.mktemp("models") / "untrained_changestar.safetensors"
-    config = {"architecture": ARCHITECTURE, "encoder": "efficientnet_lite0", "threshold": 0.5}
-    save_weights(path, build_changestar("efficientnet_lite0").state_dict(), config)
+    model = build_changestar("efficientnet_lite0")
+    save_weights(path, model.state_dict(), model.export_config(threshold=0.5))
     return str(path)
 
 
