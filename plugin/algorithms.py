@@ -42,8 +42,8 @@ class ChangenAlgorithm(QgsProcessingAlgorithm):
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS's name)
         try:
             return self.run_algorithm(parameters, context, feedback)
-        except Canceled:
-            raise QgsProcessingException(f"{self.DISPLAY_NAME} was canceled; nothing was written.") from None
+        except Canceled as canceled:
+            raise QgsProcessingException(str(canceled) or f"{self.DISPLAY_NAME} was canceled.") from None
         except InputError as error:
             raise QgsProcessingException(str(error)) from None
 
@@ -73,6 +73,8 @@ def progress_callbacks(feedback, start: float = 0.0, end: float = 100.0):
 
 
 def all_algorithms():
+    from .alg_detect import DetectChanges
+    from .alg_generate_dataset import GenerateSyntheticDataset
     from .alg_synthesize import SynthesizeChangePair
 
-    return [SynthesizeChangePair()]
+    return [SynthesizeChangePair(), GenerateSyntheticDataset(), DetectChanges()]

@@ -75,5 +75,7 @@ def test_zip_installs_into_a_fresh_profile_and_loads(plugin_zip, tmp_path):
     qgis_process(env, "plugins", "enable", "changen")
     listing = qgis_process(env, "list")
     assert "\nChangen\n" in listing  # the provider exists only when the plugin loaded with its dependencies
+    for algorithm in ("changen:synthesize", "changen:generatedataset", "changen:detect"):
+        assert algorithm in listing
     ini = (tmp_path / "profiles" / "default" / "QGIS" / "QGIS3.ini").read_text()
     assert "changen=true" in ini

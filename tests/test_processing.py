@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+from PIL import Image
 from qgis.core import QgsApplication, QgsProcessingException, QgsProcessingFeedback
 from qgis_process_runner import qgis_process, qgis_process_env, run_algorithm
 from rasterio.windows import Window
@@ -66,7 +67,7 @@ def _read(path) -> tuple[np.ndarray, rasterio.profiles.Profile]:
 def test_provider_offers_the_algorithms_with_typed_parameters(provider):
     assert provider is not None
     ids = {algorithm.id() for algorithm in provider.algorithms()}
-    assert "changen:synthesize" in ids
+    assert ids == {"changen:synthesize", "changen:generatedataset", "changen:detect"}
     synthesize = QgsApplication.processingRegistry().algorithmById("changen:synthesize")
     types = {parameter.name(): parameter.type() for parameter in synthesize.parameterDefinitions()}
     assert types["INPUT"] == "raster"
@@ -198,3 +199,178 @@ def test_synthesize_through_qgis_process(qgis_process_with_plugin, joplin_crop, 
     changed = _read(results["CHANGE"])[0][0] > 0
     assert changed.any()
     assert np.array_equal(post[:, ~changed], source[:, ~changed])
+
+
+# ------------------------------------------------------------------------------------------------ detect changes
+LEVIR_PAIR = ("georef/levir_dev/test_77_0512_0256_A.tif", "georef/levir_dev/test_77_0512_0256_B.tif")
+
+
+@pytest.fixture(scope="module")
+def small_detector(tmp_path_factory) -> Path:
+    """An untrained, narrow ChangeStar saved as a model file: these tests check the adapter (grids, files,
+    thresholds, polygons), not detection quality (that is tests/test_detect.py and bench/)."""
+    import torch
+
+    from core.changestar import build_changestar
+    from core.weights import save_weights
+
+    torch.manual_seed(0)
+    net = build_changestar(fpn_channels=32, decoder_channels=16)
+    path = tmp_path_factory.mktemp("models") / "tiny_changestar.safetensors"
+    save_weights(path, net.state_dict(), net.export_config(threshold=0.5))
+    return path
+
+
+def _feature_count(gpkg: str) -> int:
+    import pyogrio
+
+    return int(pyogrio.read_info(gpkg, layer="changes")["features"])
+
+
+def test_detect_through_processing_run(provider, small_detector, shared_data, tmp_path):
+    import processing
+
+    t1, t2 = (shared_data / name for name in LEVIR_PAIR)
+    feedback = RecordingFeedback()
+    results = {}
+    for threshold in (0.3, 0.7):
+        results[threshold] = processing.run(
+            "changen:detect",
+            {
+                "T1": str(t1),
+                "T2": str(t2),
+                "MODEL": str(small_detector),
+                "THRESHOLD": threshold,
+                "TILE": 128,
+                "OVERLAP": 16,
+                "OUTPUT": str(tmp_path / f"change_{threshold}.tif"),
+                "PROBABILITY": str(tmp_path / f"probability_{threshold}.tif"),
+                "POLYGONS": str(tmp_path / f"changes_{threshold}.gpkg"),
+            },
+            feedback=feedback,
+        )
+    assert feedback.progress_values[-1] == 100
+    low, high = results[0.3], results[0.7]
+    assert low["THRESHOLD_USED"] == pytest.approx(0.3) and high["THRESHOLD_USED"] == pytest.approx(0.7)
+
+    mask, mask_profile = _read(low["OUTPUT"])
+    probability, _ = _read(low["PROBABILITY"])
+    _, t1_profile = _read(t1)
+    assert mask_profile["crs"] == t1_profile["crs"] and mask_profile["transform"] == t1_profile["transform"]
+    assert set(np.unique(mask)) <= {0, 1, 255}
+    assert low["CHANGED_PIXELS"] == int((mask == 1).sum())
+    assert ((probability >= 0.3) == (mask == 1)).all()
+    assert low["CHANGED_PIXELS"] >= high["CHANGED_PIXELS"]
+    assert low["POLYGON_COUNT"] == _feature_count(low["POLYGONS"])
+
+
+def test_detect_threshold_defaults_to_the_model(provider, small_detector, shared_data, tmp_path):
+    import processing
+
+    t1, t2 = (shared_data / name for name in LEVIR_PAIR)
+    results = processing.run(
+        "changen:detect",
+        {"T1": str(t1), "T2": str(t2), "MODEL": str(small_detector), "OUTPUT": str(tmp_path / "change.tif")},
+    )
+    assert results["THRESHOLD_USED"] == pytest.approx(0.5)
+    assert "POLYGONS" not in results or not results["POLYGONS"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["change.tif"]
+
+
+def test_detect_cancel_leaves_no_output(provider, small_detector, shared_data, tmp_path):
+    import processing
+
+    t1, t2 = (shared_data / name for name in LEVIR_PAIR)
+    feedback = RecordingFeedback(cancel_after=0)
+    with pytest.raises(QgsProcessingException, match="cancel"):
+        processing.run(
+            "changen:detect",
+            {
+                "T1": str(t1),
+                "T2": str(t2),
+                "MODEL": str(small_detector),
+                "TILE": 128,
+                "OVERLAP": 16,
+                "OUTPUT": str(tmp_path / "change.tif"),
+            },
+            feedback=feedback,
+        )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_detect_through_qgis_process(qgis_process_with_plugin, small_detector, shared_data, tmp_path):
+    t1, t2 = (shared_data / name for name in LEVIR_PAIR)
+    results = run_algorithm(
+        qgis_process_with_plugin,
+        "changen:detect",
+        T1=t1,
+        T2=t2,
+        MODEL=small_detector,
+        OUTPUT=tmp_path / "change.tif",
+        POLYGONS=tmp_path / "changes.gpkg",
+    )
+    mask, _ = _read(results["OUTPUT"])
+    assert results["CHANGED_PIXELS"] == int((mask == 1).sum())
+    assert results["POLYGON_COUNT"] == _feature_count(results["POLYGONS"])
+
+
+# ------------------------------------------------------------------------------------ generate synthetic dataset
+def _finished_pairs(out: Path) -> list[str]:
+    return sorted(folder.name for folder in out.iterdir() if (folder / "meta.json").is_file())
+
+
+def test_generate_dataset_through_processing_run_and_resume(provider, shared_data, tmp_path):
+    import processing
+
+    parameters = {
+        "SOURCE": str(shared_data / "buildings" / "xbd_harvey"),
+        "METHOD": 0,  # mixed
+        "PAIRS": 3,
+        "CROP": 128,
+        "SEED": 4,
+        "OUTPUT": str(tmp_path / "dataset"),
+    }
+    feedback = RecordingFeedback()
+    first = processing.run("changen:generatedataset", parameters, feedback=feedback)
+    assert (first["WRITTEN"], first["SKIPPED"]) == (3, 0)
+    assert feedback.progress_values[-1] == 100
+    out = Path(first["OUTPUT"])
+    assert _finished_pairs(out) == ["000000", "000001", "000002"]
+    for folder in out.glob("0000*"):
+        t1, t2, change = (np.asarray(Image.open(folder / f"{name}.png")) for name in ("t1", "t2", "change"))
+        assert t1.shape == t2.shape == (128, 128, 3) and change.shape == (128, 128)
+    second = processing.run("changen:generatedataset", parameters)
+    assert (second["WRITTEN"], second["SKIPPED"]) == (0, 3)
+
+
+def test_generate_dataset_cancel_keeps_finished_pairs(provider, shared_data, tmp_path):
+    import processing
+
+    feedback = RecordingFeedback(cancel_after=1)  # cancels once the first pair is reported
+    with pytest.raises(QgsProcessingException, match="resume"):
+        processing.run(
+            "changen:generatedataset",
+            {
+                "SOURCE": str(shared_data / "buildings" / "xbd_harvey"),
+                "METHOD": 3,  # inpainting
+                "PAIRS": 4,
+                "CROP": 96,
+                "OUTPUT": str(tmp_path / "dataset"),
+            },
+            feedback=feedback,
+        )
+    assert _finished_pairs(tmp_path / "dataset") == ["000000"]
+
+
+def test_generate_dataset_through_qgis_process(qgis_process_with_plugin, shared_data, tmp_path):
+    results = run_algorithm(
+        qgis_process_with_plugin,
+        "changen:generatedataset",
+        SOURCE=shared_data / "buildings" / "xbd_harvey",
+        METHOD=2,  # copy-paste
+        PAIRS=2,
+        CROP=96,
+        OUTPUT=tmp_path / "dataset",
+    )
+    assert results["WRITTEN"] == 2
+    assert _finished_pairs(tmp_path / "dataset") == ["000000", "000001"]
