@@ -2,6 +2,7 @@
 
 from qgis.core import (
     QgsProcessing,
+    QgsProcessingLayerPostProcessorInterface,
     QgsProcessingOutputNumber,
     QgsProcessingParameterBand,
     QgsProcessingParameterNumber,
@@ -23,6 +24,27 @@ def three_bands(values: list[int], label: str) -> list[int] | None:
     if len(values) != 3:
         raise InputError(f"{label}: choose exactly three bands (red, green, blue), not {len(values)}.")
     return list(values)
+
+
+class _StyleResult(QgsProcessingLayerPostProcessorInterface):
+    """Styles a result layer once QGIS has loaded it (main thread): probabilities on a transparent-to-red ramp,
+    polygons as red outlines. QGIS does not own post-processors, so the live ones are kept in `_alive`."""
+
+    _alive = []
+
+    def __init__(self, style):
+        super().__init__()
+        self.style = style
+        _StyleResult._alive.append(self)
+
+    def postProcessLayer(self, layer, context, feedback):  # noqa: N802 (QGIS's name)
+        self.style(layer)
+        _StyleResult._alive.remove(self)
+
+
+def _style_when_loaded(context, path, style) -> None:
+    if path and context.willLoadLayerOnCompletion(path):
+        context.layerToLoadOnCompletionDetails(path).setPostProcessor(_StyleResult(style))
 
 
 class DetectChanges(ChangenAlgorithm):
@@ -134,6 +156,10 @@ class DetectChanges(ChangenAlgorithm):
             progress=progress,
             is_canceled=is_canceled,
         )
+        from .layers import style_outline, style_probability
+
+        _style_when_loaded(context, probability, style_probability)
+        _style_when_loaded(context, polygons, lambda layer: style_outline(layer, "#e31a1c"))
         for note in result.notes:
             feedback.pushInfo(note)
         feedback.pushInfo(

@@ -2,6 +2,7 @@
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -374,3 +375,73 @@ def test_generate_dataset_through_qgis_process(qgis_process_with_plugin, shared_
     )
     assert results["WRITTEN"] == 2
     assert _finished_pairs(tmp_path / "dataset") == ["000000", "000001"]
+
+
+def test_algorithms_run_as_background_tasks_like_the_toolbox_and_batch_mode(
+    provider, joplin_crop, shared_data, tmp_path
+):
+    """The toolbox and batch mode run algorithms in QgsProcessingAlgRunnerTask on a worker thread."""
+    from qgis.core import QgsProcessingAlgRunnerTask, QgsProcessingContext, QgsTaskManager
+    from qgis.PyQt.QtCore import QCoreApplication
+
+    algorithm = QgsApplication.processingRegistry().createAlgorithmById("changen:synthesize")
+    outcomes = []
+    tasks = []
+    for seed in (1, 2):  # two rows of a batch
+        context, feedback = QgsProcessingContext(), QgsProcessingFeedback()
+        parameters = {
+            "INPUT": str(joplin_crop),
+            "BUILDINGS": str(shared_data / JOPLIN_FOOTPRINTS),
+            "METHOD": 1,
+            "REMOVE": 0,
+            "CREATE": 1,
+            "SEED": seed,
+            "OUTPUT": str(tmp_path / f"row{seed}"),
+        }
+        task = QgsProcessingAlgRunnerTask(algorithm, parameters, context, feedback)
+        task.executed.connect(lambda ok, results: outcomes.append((ok, results)))
+        tasks.append((task, context, feedback))
+        QgsApplication.taskManager().addTask(task)
+    manager: QgsTaskManager = QgsApplication.taskManager()
+    for _ in range(600):
+        QCoreApplication.processEvents()
+        if len(outcomes) == 2 and manager.countActiveTasks() == 0:
+            break
+        time.sleep(0.1)
+    assert [ok for ok, _ in outcomes] == [True, True]
+    assert {Path(results["OUTPUT"]).name for _, results in outcomes} == {"row1", "row2"}
+    assert all(results["CREATED"] == 1 for _, results in outcomes)
+
+
+def test_detect_results_load_styled(provider, small_detector, shared_data, tmp_path):
+    """As from the toolbox: results load into the project, probabilities and polygons styled."""
+    import processing
+    from qgis.core import QgsProject, QgsSingleBandPseudoColorRenderer
+
+    t1, t2 = (shared_data / name for name in LEVIR_PAIR)
+    project = QgsProject.instance()
+    before = set(project.mapLayers())
+    processing.runAndLoadResults(
+        "changen:detect",
+        {
+            "T1": str(t1),
+            "T2": str(t2),
+            "MODEL": str(small_detector),
+            "THRESHOLD": 0.3,
+            "OUTPUT": str(tmp_path / "change.tif"),
+            "PROBABILITY": str(tmp_path / "probability.tif"),
+            "POLYGONS": str(tmp_path / "changes.gpkg"),
+        },
+    )
+    loaded = {
+        Path(layer.source().split("|")[0]).name: layer
+        for key, layer in project.mapLayers().items()
+        if key not in before
+    }
+    try:
+        assert {"change.tif", "probability.tif", "changes.gpkg"} <= set(loaded)
+        assert isinstance(loaded["probability.tif"].renderer(), QgsSingleBandPseudoColorRenderer)
+        outline = loaded["changes.gpkg"].renderer().symbol().symbolLayer(0)
+        assert outline.strokeColor().name() == "#e31a1c"
+    finally:
+        project.removeMapLayers([layer.id() for layer in loaded.values()])
