@@ -172,7 +172,7 @@ class EditOverlay:
     def __init__(self, canvas, session: EditSession):
         self.canvas = canvas
         self.session = session
-        self.removed_band = _band(canvas, REMOVE_COLOR, 90)
+        self.removed_band = _band(canvas, REMOVE_COLOR, 40)
         self.placed_band = _band(canvas, CREATE_COLOR, 90)
         session.changed.connect(self.refresh)
         self.refresh()

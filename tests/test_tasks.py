@@ -8,9 +8,12 @@ import time
 
 import pytest
 import rasterio
-from qgis.core import QgsApplication, QgsProject, QgsRasterLayer, QgsVectorLayer
+import shapely.wkt
+from qgis.core import QgsApplication, QgsPointXY, QgsProject, QgsRasterLayer, QgsVectorLayer
 
 from changen.plugin.deps import check_dependencies
+from changen.plugin.layers import window_extent
+from changen.plugin.map_tools import Placement, placed_outline
 from changen.plugin.tasks import LatestRequestRunner
 from changen.ui.dock import ChangenDock
 from changen.ui.synthesize_tab import OUTLINE_LAYER_NAME, PREVIEW_LAYER_NAME
@@ -287,3 +290,40 @@ def test_canceled_detection_leaves_no_layer_and_no_file(levir_pair):
         g.name().startswith("Changen detection") for g in QgsProject.instance().layerTreeRoot().children()
     )
     assert set(glob.glob(os.path.join(tempfile.gettempdir(), "changen-detect-*"))) == before
+
+
+def test_preview_places_copies_where_the_analyst_clicked(joplin):
+    image, _, tab = joplin
+    tab.method.setCurrentIndex(tab.method.findData("copy-paste"))
+    session = tab._ensure_session()
+    request = tab.build_request(tab._view_window(image))
+    buildings = request.buildings[request.buildings.geometry.area > 80]
+    source_fid = int(buildings.fid.iloc[0])
+    occupied = request.buildings.geometry.buffer(3).union_all()
+    view = window_extent(image, tab._view_window(image))
+    free = None
+    for fraction in (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8):
+        for other in (0.2, 0.5, 0.8):
+            candidate = QgsPointXY(
+                view.xMinimum() + fraction * view.width(), view.yMinimum() + other * view.height()
+            )
+            outline = placed_outline(session.geometry(source_fid), candidate, 40.0, 1.2)
+            if not shapely.wkt.loads(outline.asWkt()).buffer(4).intersects(occupied):
+                free = (candidate, outline)
+                break
+        if free:
+            break
+    assert free is not None, "the test view needs some free ground"
+    centre, outline = free
+    session.add_placement(Placement(source_fid, outline, centre, 40.0, 1.2))
+    tab.preview()
+    wait_until(lambda: not tab.preview_runner.busy)
+    (outlines,) = layers_named(OUTLINE_LAYER_NAME)
+    created = [f for f in outlines.getFeatures() if f["event_type"] == "created"]
+    assert len(created) == 1, tab.result_note.text()
+    geometry = created[0].geometry()
+    pixel = image.rasterUnitsPerPixelX()
+    assert geometry.centroid().asPoint().distance(centre) < 2 * pixel
+    overlap = geometry.intersection(outline).area() / outline.area()
+    assert overlap > 0.8  # same rotation direction and scale as the outline the analyst saw
+    assert created[0]["area_m2"] == pytest.approx(outline.area(), rel=0.15)
