@@ -349,7 +349,13 @@ def _generator(request: SynthesisRequest, device):
     with _GENERATOR_LOCK:
         key = (name, str(device))
         if key not in _GENERATORS:
-            _GENERATORS[key] = load_generator(name, device)
+            try:
+                _GENERATORS[key] = load_generator(name, device)
+            except InputError as error:
+                raise InputError(
+                    f"{error} Meanwhile choose the Copy-Paste or Inpainting method in the dock, or pick a generator "
+                    "file in Changen → Settings…."
+                ) from error
         return _GENERATORS[key]
 
 

@@ -327,3 +327,24 @@ def test_preview_places_copies_where_the_analyst_clicked(joplin):
     overlap = geometry.intersection(outline).area() / outline.area()
     assert overlap > 0.8  # same rotation direction and scale as the outline the analyst saw
     assert created[0]["area_m2"] == pytest.approx(outline.area(), rel=0.15)
+
+
+def test_a_missing_generator_tells_the_analyst_what_to_do(joplin, qgis_iface):
+    from changen.plugin.settings import load_settings, save_settings
+
+    _, _, tab = joplin
+    settings = load_settings()
+    settings.generator_model = "no_such_generator"
+    save_settings(settings)
+    try:
+        tab.method.setCurrentIndex(tab.method.findData("changen"))
+        assert load_settings().synthesis_method == "changen"
+        _mark_buildings_in_view(tab, 1)
+        tab.preview()
+        wait_until(lambda: not tab.preview_runner.busy)
+    finally:
+        settings.generator_model = ""
+        save_settings(settings)
+    assert layers_named(PREVIEW_LAYER_NAME) == []
+    assert "no_such_generator" in tab.result_note.text()
+    assert "Copy-Paste or Inpainting" in tab.result_note.text()

@@ -36,8 +36,15 @@ from ..plugin.map_tools import (
     RemoveBuildingTool,
     placed_outline,
 )
-from ..plugin.settings import SYNTHESIS_METHODS, load_settings
-from ..plugin.tasks import LatestRequestRunner, PlacementSpec, SynthesisRequest
+from ..plugin.settings import SYNTHESIS_METHODS, load_settings, save_settings
+from ..plugin.tasks import (
+    LatestRequestRunner,
+    PlacementSpec,
+    SynthesisRequest,
+    export_job,
+    preview_job,
+    random_edits,
+)
 from .messages import report, report_error
 from .widgets import RunControls, button, double_spin, row, spin
 
@@ -168,10 +175,16 @@ class SynthesizeTab(QWidget):
         self.random_button.clicked.connect(self.random_events)
         self.angle.valueChanged.connect(lambda value: self.create_tool and self.create_tool.set_angle(value))
         self.scale.valueChanged.connect(lambda value: self.create_tool and self.create_tool.set_scale(value))
+        self.method.currentIndexChanged.connect(self._method_changed)
         self.preview_controls.run.clicked.connect(self.preview)
         self.preview_controls.cancel.clicked.connect(self.preview_runner_cancel)
         self.export_controls.run.clicked.connect(lambda: self.export())
         self.export_controls.cancel.clicked.connect(lambda: self.export_runner.cancel())
+
+    def _method_changed(self, *_):
+        settings = load_settings()
+        settings.synthesis_method = self.method.currentData()
+        save_settings(settings)
 
     # ------------------------------------------------------------------------------------------- inputs
     def image_layer(self) -> QgsRasterLayer:
@@ -359,8 +372,6 @@ class SynthesizeTab(QWidget):
 
     def random_events(self):
         """Draw random removals and copies in the view with core's event simulation, as editable edits."""
-        from ..plugin.tasks import random_edits
-
         try:
             image = self.image_layer()
             session = self._ensure_session()
@@ -388,8 +399,6 @@ class SynthesizeTab(QWidget):
 
     # ------------------------------------------------------------------------------------------- preview
     def preview(self):
-        from ..plugin.tasks import preview_job
-
         try:
             image = self.image_layer()
             request = self.build_request(self._view_window(image))
@@ -444,9 +453,6 @@ class SynthesizeTab(QWidget):
 
     # ------------------------------------------------------------------------------------------- export
     def export(self, folder: str | None = None):
-        from ..plugin.settings import save_settings
-        from ..plugin.tasks import export_job
-
         settings = load_settings()
         if folder is None:
             folder = QFileDialog.getExistingDirectory(
