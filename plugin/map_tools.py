@@ -193,12 +193,19 @@ class EditOverlay:
 
 
 class RemoveBuildingTool(QgsMapTool):
-    """Click a building to mark it for removal; click it again to unmark."""
+    """Click a building to mark it for removal; click it again to unmark; right click or Ctrl+Z undoes."""
 
     def __init__(self, canvas, session: EditSession):
         super().__init__(canvas)
         self.session = session
         self.setCursor(Qt.PointingHandCursor)
+
+    def keyPressEvent(self, event):  # noqa: N802 (Qt's name)
+        if event.key() == Qt.Key_Z and event.modifiers() & Qt.ControlModifier:
+            self.session.undo()
+            event.accept()
+        else:
+            event.ignore()
 
     def canvasReleaseEvent(self, event):  # noqa: N802 (Qt's name)
         if event.button() == Qt.RightButton:
@@ -301,6 +308,19 @@ class CreateBuildingTool(QgsMapTool):
             shape = QgsGeometry.fromPolygonXY([self.draft])
             self.draft = []
             self.set_source(None, shape)
+
+    def keyPressEvent(self, event):  # noqa: N802 (Qt's name)
+        """Esc drops the source (or the shape being drawn); Ctrl+Z undoes the last edit."""
+        if event.key() == Qt.Key_Escape:
+            self.drawing, self.draft = False, []
+            self.live_band.reset(QgsWkbTypes.PolygonGeometry)
+            self.set_source(None, None)
+            event.accept()
+        elif event.key() == Qt.Key_Z and event.modifiers() & Qt.ControlModifier:
+            self.session.undo()
+            event.accept()
+        else:
+            event.ignore()
 
     def deactivate(self):
         self.live_band.reset(QgsWkbTypes.PolygonGeometry)

@@ -124,3 +124,24 @@ def test_create_tool_draws_a_new_shape(joplin_layers, qgis_canvas):
     assert placement.source_fid is None
     assert placement.outline.area() == pytest.approx(tool.source_shape.area(), rel=1e-6)
     tool.remove_bands()
+
+
+def test_keys_drop_the_source_and_undo(joplin_layers, qgis_canvas):
+    from qgis.PyQt.QtGui import QKeyEvent
+
+    raster, buildings = joplin_layers
+    session = EditSession(buildings, raster.crs())
+    tool = CreateBuildingTool(qgis_canvas, session)
+    (source,) = _buildings_in_view(buildings, qgis_canvas, 1)
+    _click(
+        tool, qgis_canvas, _canvas_pixel(qgis_canvas, buildings, source.geometry().pointOnSurface().asPoint())
+    )
+    _click(tool, qgis_canvas, QPoint(300, 300))
+    assert len(session.placements) == 1
+    tool.keyPressEvent(QKeyEvent(QEvent.KeyPress, Qt.Key_Z, Qt.ControlModifier))
+    assert session.placements == []
+    tool.keyPressEvent(QKeyEvent(QEvent.KeyPress, Qt.Key_Escape, Qt.NoModifier))
+    assert tool.source_shape is None
+    _click(tool, qgis_canvas, QPoint(5, 5))  # with no source, a click on empty ground places nothing
+    assert session.placements == []
+    tool.remove_bands()
