@@ -5,17 +5,23 @@ import importlib.machinery
 import importlib.util
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-# import name -> pip requirement
+# import name -> pip requirement: everything core/ imports at run time (requirements.txt has the same bounds)
 REQUIRED = {
     "torch": "torch==2.13.0",
     "rasterio": "rasterio>=1.3,<1.5",
+    "affine": "affine<3",
     "geopandas": "geopandas>=0.14",
-    "safetensors": "safetensors>=0.4",
+    "pyogrio": "pyogrio>=0.7",
+    "shapely": "shapely>=2.0",
+    "pyproj": "pyproj>=3.4",
     "scipy": "scipy>=1.10",
     "cv2": "opencv-python-headless>=4.8,<4.11",
+    "safetensors": "safetensors>=0.4",
+    "tqdm": "tqdm>=4.60",
+    "efficientnet_lite_pytorch": "efficientnet-lite-pytorch==0.1.0",
 }
 
 
@@ -68,18 +74,27 @@ def _host_exports_geo_libraries() -> bool:
     return any(hasattr(host, symbol) for symbol in ("GDALVersionInfo", "GEOSversion", "proj_info"))
 
 
-def isolate_bundled_native_libraries() -> list[str]:
-    """Import the extension modules of `BUNDLED_NATIVE_PACKAGES` with their own native libraries; returns the
-    packages that were imported too early to isolate (they keep using QGIS's libraries)."""
+@dataclass
+class NativeIsolation:
+    """`too_late`: packages imported before the plugin (they keep QGIS's libraries); `broken`: package -> the
+    error its native modules raised on import (a broken install)."""
+
+    too_late: list[str] = field(default_factory=list)
+    broken: dict[str, str] = field(default_factory=dict)
+
+
+def isolate_bundled_native_libraries() -> NativeIsolation:
+    """Import the extension modules of `BUNDLED_NATIVE_PACKAGES` with their own native libraries (only inside
+    the QGIS executables; a no-op in a plain Python process)."""
+    outcome = NativeIsolation()
     if not _host_exports_geo_libraries():
-        return []
-    too_late = []
+        return outcome
     flags = sys.getdlopenflags()
     sys.setdlopenflags(os.RTLD_NOW | os.RTLD_DEEPBIND)
     try:
         for package in BUNDLED_NATIVE_PACKAGES:
             if package in sys.modules:
-                too_late.append(package)
+                outcome.too_late.append(package)
                 continue
             try:
                 spec = importlib.util.find_spec(package)
@@ -87,11 +102,14 @@ def isolate_bundled_native_libraries() -> list[str]:
                 continue
             if spec is None or not spec.submodule_search_locations:
                 continue
-            for module in _extension_modules(package, Path(next(iter(spec.submodule_search_locations)))):
-                importlib.import_module(module)
+            try:
+                for module in _extension_modules(package, Path(next(iter(spec.submodule_search_locations)))):
+                    importlib.import_module(module)
+            except (ImportError, OSError) as error:
+                outcome.broken[package] = f"{type(error).__name__}: {error}"
     finally:
         sys.setdlopenflags(flags)
-    return too_late
+    return outcome
 
 
 def _extension_modules(package: str, folder: Path) -> list[str]:

@@ -7,7 +7,7 @@ from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtGui import QIcon
 from qgis.PyQt.QtWidgets import QAction
 
-from .deps import check_dependencies, isolate_bundled_native_libraries
+from .deps import DependencyReport, check_dependencies, isolate_bundled_native_libraries
 
 PLUGIN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LOG_TAG = "Changen"
@@ -18,17 +18,25 @@ class ChangenPlugin:
         self.iface = iface
         self.dependencies = check_dependencies()
         if self.dependencies.ok:
-            too_late = isolate_bundled_native_libraries()
-            if too_late:
-                QgsMessageLog.logMessage(
-                    f"{', '.join(too_late)} were imported before Changen loaded and use QGIS's GDAL/GEOS/PROJ; "
-                    "if Changen crashes or misplaces geometry, disable the plugin that imported them first.",
-                    LOG_TAG,
-                    Qgis.Warning,
-                )
+            self._isolate_native_libraries()
         self.provider = None
         self.dock = None
         self.action = None
+
+    def _isolate_native_libraries(self):
+        """Before anything imports rasterio/shapely/pyproj: see `deps.isolate_bundled_native_libraries`."""
+        isolation = isolate_bundled_native_libraries()
+        if isolation.too_late:
+            QgsMessageLog.logMessage(
+                f"{', '.join(isolation.too_late)} were imported before Changen loaded and use QGIS's "
+                "GDAL/GEOS/PROJ; if Changen crashes or misplaces geometry, disable the plugin that imported them.",
+                LOG_TAG,
+                Qgis.Warning,
+            )
+        for package, error in isolation.broken.items():
+            QgsMessageLog.logMessage(f"{package} failed to load: {error}", LOG_TAG, Qgis.Critical)
+        if isolation.broken:
+            self.dependencies = DependencyReport(tuple(isolation.broken))
 
     def initProcessing(self):  # noqa: N802 (QGIS's name)
         """Idempotent: qgis_process calls it without initGui, the desktop calls it from initGui."""
