@@ -66,6 +66,7 @@ class EditSession(QObject):
         self.work_crs = work_crs
         self.removed: list[int] = []
         self.placements: list[Placement] = []
+        self.random_drawn = False  # set when random events were added as edits (see the dock's Random events)
         self._history: list[tuple[str, object]] = []
         self._to_work = QgsCoordinateTransform(layer.crs(), work_crs, QgsProject.instance())
 
@@ -112,6 +113,7 @@ class EditSession(QObject):
         self.removed.clear()
         self.placements.clear()
         self._history.clear()
+        self.random_drawn = False
         self.changed.emit()
 
     @property

@@ -152,6 +152,7 @@ class SynthesisRequest:
     method: str
     device: str
     model: str
+    random_in_first_step: bool = True  # False when the random events of step 1 were already drawn as edits
 
 
 @dataclass
@@ -172,7 +173,8 @@ def _image_bands(path: str) -> list[int]:
 
 
 def simulate_edits(request: SynthesisRequest) -> SimulatedEdits:
-    """Step 1 applies the analyst's removals and placements plus the random counts; later steps are random."""
+    """Step 1 applies the analyst's removals and placements (plus the random counts, unless those were already
+    drawn as edits); later steps are random."""
     import numpy as np
 
     from ..core.events import Creation, Series, simulate_step
@@ -208,11 +210,12 @@ def simulate_edits(request: SynthesisRequest) -> SimulatedEdits:
     for step in range(request.steps):
         step_seed = int(rng.integers(2**63))
         explicit = {"remove_ids": remove_ids, "creations": creations} if step == 0 else {}
+        random = step > 0 or request.random_in_first_step
         result = simulate_step(
             frames[-1],
             np.random.default_rng(step_seed),
-            remove=request.random_remove,
-            create=request.random_create,
+            remove=request.random_remove if random else 0,
+            create=request.random_create if random else 0,
             **explicit,
         )
         result.seed = step_seed

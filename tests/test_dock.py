@@ -137,3 +137,21 @@ def test_edits_survive_other_layers_being_added(joplin, shared_data):
     assert tab.session is session and len(session.removed) == 1
     tab.buildings_combo.setLayer(tab.image_combo.currentLayer())
     assert tab.session is None
+
+
+def test_drawn_random_events_are_not_added_twice(joplin):
+    from changen.plugin.tasks import simulate_edits
+
+    _, _, tab = joplin
+    tab.random_remove.setValue(3)
+    tab.seed.setValue(11)
+    tab.random_events()
+    request = tab.build_request(tab._view_window(tab.image_layer()))
+    assert not request.random_in_first_step
+    edits = simulate_edits(request)
+    removed = [e for e in edits.series.steps[0].events if e.kind == "remove"]
+    assert len(removed) == 3
+    tab.session.clear()
+    request = tab.build_request(tab._view_window(tab.image_layer()))
+    assert request.random_in_first_step and request.remove_fids == []
+    assert len([e for e in simulate_edits(request).series.steps[0].events if e.kind == "remove"]) == 3

@@ -127,15 +127,25 @@ class SynthesizeTab(QWidget):
         random_box = QGroupBox("Random events")
         random_form = QFormLayout(random_box)
         self.random_remove = spin(
-            0, 500, 0, "ChangenRandomRemove", "Buildings removed at random in every step."
+            0,
+            500,
+            0,
+            "ChangenRandomRemove",
+            "Buildings removed at random in every step (step 1: unless drawn with Random events).",
         )
-        self.random_create = spin(0, 500, 0, "ChangenRandomCreate", "Copies placed at random in every step.")
+        self.random_create = spin(
+            0,
+            500,
+            0,
+            "ChangenRandomCreate",
+            "Copies placed at random in every step (step 1: unless drawn with Random events).",
+        )
         random_form.addRow("Remove / create", row(self.random_remove, self.random_create))
         self.seed = spin(0, 2**31 - 1, 0, "ChangenSeed", "Same seed, same events and images.")
         self.random_button = button(
             "Random events",
             "ChangenRandomEvents",
-            "Mark random removals and copies in the view now (editable).",
+            "Draw step 1's random removals and copies on the map now, to see and edit them before the preview.",
         )
         random_form.addRow("Seed", row(self.seed, self.random_button))
         layout.addWidget(random_box)
@@ -368,6 +378,7 @@ class SynthesizeTab(QWidget):
             method=self.method.currentData(),
             device=settings.device,
             model=settings.generator_model,
+            random_in_first_step=not session.random_drawn,
         )
 
     def random_events(self):
@@ -386,6 +397,7 @@ class SynthesizeTab(QWidget):
             report_error(self.iface, "Random events", error)
             return
         to_pixel = _PixelFrame(image, window)
+        session.random_drawn = True
         for fid in removals:
             if fid not in session.removed:
                 session.toggle_remove(fid)
