@@ -1,0 +1,125 @@
+"""Detector training: STAR labels, restyled no-change pairs, threshold/calibration, resume, torchrun, export."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from core.changestar import load_detector
+from core.train_detector import (
+    BuildingTile,
+    PairSampler,
+    find_pair_folders,
+    load_building_tiles,
+    restyle,
+    threshold_sweep,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _tiles():
+    rng = np.random.default_rng(0)
+    tiles = []
+    for index in range(2):
+        image = rng.integers(0, 255, size=(96, 96, 3), dtype=np.uint8)
+        mask = np.zeros((96, 96), np.uint8)
+        mask[10 + 30 * index : 40 + 30 * index, 20:60] = 1
+        tiles.append(BuildingTile(f"t{index}", image, mask))
+    return tiles
+
+
+def test_star_pairs_label_the_xor_of_building_masks():
+    sampler = PairSampler(_tiles(), [], crop=96, star_fraction=1.0, no_change_fraction=0.0)
+    rng = np.random.default_rng(1)
+    star = sampler._star(rng)
+    tiles = _tiles()
+    masks = {tile.image.tobytes(): tile.mask for tile in tiles}
+    expected = np.bitwise_xor(masks[star[0].tobytes()], masks[star[1].tobytes()])
+    assert np.array_equal(star[2], expected)
+
+
+def test_no_change_pairs_differ_in_appearance_only():
+    sampler = PairSampler(_tiles(), [], crop=64, star_fraction=1.0, no_change_fraction=1.0)
+    t1, t2, change = sampler.sample(np.random.default_rng(2))
+    assert change.sum() == 0 and t1.shape == t2.shape == (64, 64, 3)
+    assert np.abs(t1.astype(int) - t2.astype(int)).mean() > 1  # restyled, not identical
+    images, labels = sampler.batch(3, np.random.default_rng(3))
+    assert images.shape == (3, 6, 64, 64) and labels.shape == (3, 1, 64, 64)
+
+
+def test_restyle_keeps_structure():
+    image = np.zeros((64, 64, 3), np.uint8)
+    image[:, 32:] = 200
+    styled = restyle(image, np.random.default_rng(4))
+    assert styled.shape == image.shape and styled.dtype == np.uint8
+    assert styled[:, 40:].mean() > styled[:, :24].mean() + 50
+
+
+def test_threshold_sweep_finds_the_best_threshold_and_measures_calibration():
+    rng = np.random.default_rng(5)
+    probabilities = rng.random(200_000)
+    calibrated_labels = rng.random(200_000) < probabilities
+    calibrated = threshold_sweep(probabilities, calibrated_labels)
+    assert calibrated["ece"] < 0.01
+    assert calibrated["reliability"][9]["observed_change"] == pytest.approx(0.95, abs=0.01)
+    overconfident = threshold_sweep(np.clip(probabilities * 1.6, 0, 1), calibrated_labels)
+    assert overconfident["ece"] > 0.1
+    # Labels that are positive above 0.7 only: the sweep must land there and score a perfect F1.
+    stepped = threshold_sweep(probabilities, probabilities >= 0.7)
+    assert stepped["threshold"] == 0.7 and stepped["f1"] == 1.0
+
+
+def test_pair_folders_from_generate_dataset_layout(tmp_path):
+    for index in range(3):
+        folder = tmp_path / f"{index:06d}"
+        folder.mkdir()
+        for name in ("t1.png", "t2.png", "change.png"):
+            Image.fromarray(np.zeros((8, 8, 3) if name != "change.png" else (8, 8), np.uint8)).save(
+                folder / name
+            )
+    assert [folder.name for folder in find_pair_folders([tmp_path])] == ["000000", "000001", "000002"]
+
+
+def test_real_building_tiles_load(shared_data):
+    tiles = load_building_tiles(shared_data / "buildings")
+    assert len(tiles) == 12
+    assert all(tile.image.shape[:2] == tile.mask.shape and 0 < tile.mask.mean() < 0.6 for tile in tiles)
+
+
+def _train(args, env_extra=None, torchrun=False):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **(env_extra or {})}
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    command = (launcher if torchrun else [sys.executable]) + ["-m", "core", "train-detector", *args]
+    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
+
+
+def test_two_process_run_resumes_and_exports(tmp_path, shared_data):
+    run = tmp_path / "run"
+    common = ["--run-dir", str(run), "--crop", "64", "--batch", "1", "--val-pairs", "2", "--log-every", "1"]
+    common += ["--fpn-channels", "32", "--threads", "1"]
+    started = time.time()
+    first = _train([*common, "--steps", "3"], torchrun=True)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert time.time() - started < 60
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [record["step"] for record in log] == [1, 2, 3]
+    assert log[-1]["pairs_seen"] == 6  # 2 processes × batch 1 × 3 steps
+    resumed = _train([*common, "--steps", "5"])
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resuming at step 3" in resumed.stdout
+    validation = json.loads((run / "validation.json").read_text())
+    assert validation["step"] == 5 and 0.05 <= validation["threshold"] <= 0.95
+    exported = _train(
+        ["--run-dir", str(run), "--export", str(tmp_path / "m.safetensors"), "--which", "latest"]
+    )
+    assert exported.returncode == 0, exported.stderr[-2000:]
+    detector = load_detector(tmp_path / "m.safetensors")
+    assert detector.config["steps"] == 5 and detector.config["fpn_channels"] == 32
+    assert detector.threshold == validation["threshold"]
