@@ -342,13 +342,15 @@ _GENERATOR_LOCK = threading.Lock()
 
 
 def _generator(request: SynthesisRequest, device):
+    return cached_generator(request.model, device) if request.method == "changen" else None
+
+
+def cached_generator(model: str, device):
     """The Changen generator, loaded once per (model, device) and kept: loading dominates a small preview."""
-    if request.method != "changen":
-        return None
     from ..core.changen_gan import load_generator
     from ..core.synthesize import DEFAULT_GENERATOR
 
-    name = request.model or DEFAULT_GENERATOR
+    name = model or DEFAULT_GENERATOR
     with _GENERATOR_LOCK:
         key = (name, str(device))
         if key not in _GENERATORS:
@@ -360,6 +362,19 @@ def _generator(request: SynthesisRequest, device):
                     "file in Changen → Settings…."
                 ) from error
         return _GENERATORS[key]
+
+
+def warm_up_job(model: str, device_choice: str) -> Callable:
+    """A job loading the generator into the cache ahead of the first preview; returns the device description."""
+
+    def job(progress, is_canceled) -> str:
+        from ..core.device import describe_device, pick_device
+
+        device = pick_device(device_choice)
+        cached_generator(model, device)
+        return describe_device(device)
+
+    return job
 
 
 def _run_synthesis(request: SynthesisRequest, progress, is_canceled):

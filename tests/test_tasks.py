@@ -40,9 +40,8 @@ def dock(qgis_iface, qgis_new_project):
     widget = ChangenDock(qgis_iface, check_dependencies())
     yield widget
     widget.close_tools()
-    wait_until(
-        lambda: not widget.synthesize_tab.preview_runner.busy and not widget.synthesize_tab.export_runner.busy
-    )
+    tab = widget.synthesize_tab
+    wait_until(lambda: not (tab.preview_runner.busy or tab.export_runner.busy or tab.warm_up_runner.busy))
     widget.synthesize_tab.discard_preview()
     widget.deleteLater()
 
@@ -56,13 +55,13 @@ def joplin(shared_data, qgis_iface, dock):
     assert image.isValid() and buildings.isValid()
     QgsProject.instance().addMapLayers([image, buildings])
     tab = dock.synthesize_tab
+    tab.method.setCurrentIndex(tab.method.findData("inpainting"))
     tab.image_combo.setLayer(image)
     tab.buildings_combo.setLayer(buildings)
     canvas = qgis_iface.mapCanvas()
     canvas.setDestinationCrs(image.crs())
     centre = image.extent().center()
     canvas.setExtent(image.extent().scaled(0.5, centre))
-    tab.method.setCurrentIndex(tab.method.findData("inpainting"))
     return image, buildings, tab
 
 
@@ -348,3 +347,47 @@ def test_a_missing_generator_tells_the_analyst_what_to_do(joplin, qgis_iface):
     assert layers_named(PREVIEW_LAYER_NAME) == []
     assert "no_such_generator" in tab.result_note.text()
     assert "Copy-Paste or Inpainting" in tab.result_note.text()
+
+
+def test_changen_preview_with_a_warmed_up_generator(shared_data, qgis_iface, dock, tmp_path):
+    """The Changen method end to end in the dock (a random-init generator stands in when none is shipped)."""
+    from changen.core.changen_gan import build_generator
+    from changen.core.paths import MODELS_DIR
+    from changen.core.weights import save_weights
+    from changen.plugin import tasks
+    from changen.plugin.settings import load_settings, save_settings
+
+    settings = load_settings()
+    if not any(MODELS_DIR.glob("changen*.safetensors")):
+        generator = build_generator("cpu")
+        settings.generator_model = str(tmp_path / "generator.safetensors")
+        save_weights(
+            settings.generator_model,
+            generator.state_dict(),
+            {"model": "changen_generator", "architecture": generator.config},
+        )
+    save_settings(settings)
+    try:
+        image = QgsRasterLayer(str(shared_data / "georef/joplin/chips/pre/2_pre.tif"), "pre 2")
+        buildings = QgsVectorLayer(str(shared_data / "georef/joplin/footprints_2020.geojson"), "fp", "ogr")
+        QgsProject.instance().addMapLayers([image, buildings])
+        tab = dock.synthesize_tab
+        tab.method.setCurrentIndex(tab.method.findData("changen"))
+        tab.image_combo.setLayer(image)
+        tab.buildings_combo.setLayer(buildings)
+        wait_until(lambda: not tab.warm_up_runner.busy)
+        assert any(key[0] == (settings.generator_model or "changen_gan_cpu") for key in tasks._GENERATORS)
+        canvas = qgis_iface.mapCanvas()
+        canvas.setDestinationCrs(image.crs())
+        centre = image.extent().center()
+        canvas.setExtent(image.extent().scaled(0.25, centre))
+        _mark_buildings_in_view(tab, 2)
+        tab.preview()
+        wait_until(lambda: not tab.preview_runner.busy)
+    finally:
+        settings.generator_model = ""
+        save_settings(settings)
+    assert "Preview (changen" in tab.result_note.text(), tab.result_note.text()
+    (preview,) = layers_named(PREVIEW_LAYER_NAME)
+    with rasterio.open(preview.source()) as post, rasterio.open(image.source()) as pre:
+        assert post.crs == pre.crs and post.count == 3

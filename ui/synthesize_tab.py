@@ -4,6 +4,7 @@ import os
 import time
 
 from qgis.core import (
+    Qgis,
     QgsCoordinateReferenceSystem,
     QgsFeature,
     QgsField,
@@ -15,6 +16,7 @@ from qgis.core import (
     QgsVectorLayer,
 )
 from qgis.gui import QgsMapLayerComboBox
+from qgis.PyQt import sip
 from qgis.PyQt.QtCore import QVariant
 from qgis.PyQt.QtWidgets import (
     QComboBox,
@@ -44,8 +46,9 @@ from ..plugin.tasks import (
     export_job,
     preview_job,
     random_edits,
+    warm_up_job,
 )
-from .messages import report, report_error
+from .messages import log, report, report_error
 from .widgets import RunControls, button, double_spin, row, spin
 
 PREVIEW_MAX_SIDE = 1024
@@ -75,6 +78,7 @@ class SynthesizeTab(QWidget):
         self._build()
         self.preview_runner = LatestRequestRunner(self._preview_done, discard=_remove_dir_of)
         self.export_runner = LatestRequestRunner(self._export_done, discard=_remove_dir_of)
+        self.warm_up_runner = LatestRequestRunner(self._warmed_up)
         self.image_combo.layerChanged.connect(self._layers_changed)
         self.buildings_combo.layerChanged.connect(self._layers_changed)
         self._layers_changed()
@@ -195,6 +199,26 @@ class SynthesizeTab(QWidget):
         settings = load_settings()
         settings.synthesis_method = self.method.currentData()
         save_settings(settings)
+        self.warm_up()
+
+    def warm_up(self):
+        """Load the Changen generator in the background when it is the chosen method, so the first preview does not
+        wait for it (and a missing model is reported before the analyst asks for a preview)."""
+        if self.method.currentData() != "changen":
+            return
+        settings = load_settings()
+        self.warm_up_runner.submit(
+            "Changen: loading the generator", warm_up_job(settings.generator_model, settings.device)
+        )
+
+    def _warmed_up(self, outcome):
+        if outcome.result is not None:
+            log(f"Changen generator ready on {outcome.result}.")
+        if outcome.error is None or sip.isdeleted(self):
+            return
+        log(f"Changen generator: {outcome.error}\n{outcome.details}", Qgis.Warning)
+        if self.method.currentData() == "changen":
+            self.result_note.setText(f"The Changen generator is not available: {outcome.error}")
 
     # ------------------------------------------------------------------------------------------- inputs
     def image_layer(self) -> QgsRasterLayer:
@@ -230,6 +254,8 @@ class SynthesizeTab(QWidget):
             return  # the combos re-emit when other layers (e.g. a preview) are added
         self._chosen_layers = chosen
         self._reset_session()
+        if image is not None and buildings is not None:
+            self.warm_up()
         notes = []
         if image is not None and buildings is not None:
             note = layer_io.reprojection_note(buildings, image)
@@ -319,6 +345,7 @@ class SynthesizeTab(QWidget):
         self._reset_session()
         self.preview_runner.cancel()
         self.export_runner.cancel()
+        self.warm_up_runner.cancel()
 
     # ------------------------------------------------------------------------------------------- windows
     def _view_window(self, image: QgsRasterLayer) -> layer_io.PixelWindow:
