@@ -12,14 +12,15 @@ _DEFAULTS = {
     "synthesis_method": "changen",
     "generator_model": "",
     "detector_model": "",
-    "detect_threshold": 0.5,
+    "detect_threshold": 0.0,
     "last_export_folder": "",
 }
 
 
 @dataclass
 class PluginSettings:
-    """Model names are shipped model names or .safetensors paths; empty means core's default model."""
+    """Model names are shipped model names or .safetensors paths; empty means core's default model.
+    `detect_threshold` 0 means the detector's calibrated threshold."""
 
     device: str
     synthesis_method: str

@@ -526,7 +526,7 @@ class DetectRequest:
     t1_path: str
     t2_path: str
     model: str
-    threshold: float
+    threshold: float | None  # None: the model's calibrated threshold
     device: str
     window: Any = None  # rasterio Window of t1, or None for the whole overlap
 
@@ -540,6 +540,7 @@ class DetectResult:
     changed_area_m2: float
     seconds: float
     device: str
+    threshold: float
     notes: list[str]
 
 
@@ -587,6 +588,7 @@ def detect_job(request: DetectRequest) -> Callable:
             changed_area_m2=float(polygons["area_m2"].sum()) if len(polygons) else 0.0,
             seconds=result.seconds,
             device=result.device,
+            threshold=result.threshold,
             notes=list(result.notes),
         )
 

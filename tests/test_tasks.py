@@ -215,7 +215,7 @@ def detector_path(tmp_path_factory):
         return str(shipped[0])
     path = tmp_path_factory.mktemp("models") / "untrained_changestar.safetensors"
     model = build_changestar("efficientnet_lite0")
-    save_weights(path, model.state_dict(), model.export_config(threshold=0.5))
+    save_weights(path, model.state_dict(), model.export_config(threshold=0.65))
     return str(path)
 
 
@@ -243,6 +243,7 @@ def test_detect_task_adds_a_result_group(levir_pair, qgis_iface):
     tab.detect()
     wait_until(lambda: not tab.runner.busy)
     assert "Changed area" in tab.note.text(), tab.note.text()
+    assert "(threshold 0.50)" in tab.note.text()
     root = QgsProject.instance().layerTreeRoot()
     (group,) = [g for g in root.children() if g.name().startswith("Changen detection")]
     names = [node.name() for node in group.findLayers()]
@@ -264,6 +265,8 @@ def test_detect_on_the_map_view_only(levir_pair, qgis_iface):
     extent = t1.extent()
     canvas.setExtent(extent.scaled(0.5, extent.center()))
     tab.view_only.setChecked(True)
+    tab.threshold.setValue(0.0)
+    assert tab.threshold.text() == "calibrated"
     tab.detect()
     wait_until(lambda: not tab.runner.busy)
     (group,) = [
@@ -272,6 +275,8 @@ def test_detect_on_the_map_view_only(levir_pair, qgis_iface):
         if g.name().startswith("Changen detection")
     ]
     probability = group.findLayers()[1].layer()
+    calibrated = 0.65 if "untrained" in tab.model_label.text() else None
+    assert calibrated is None or f"(threshold {calibrated:.2f})" in tab.note.text()
     assert 0 < probability.width() * probability.height() < t1.width() * t1.height()
     view = canvas.extent().intersect(t1.extent())
     pixel = t1.rasterUnitsPerPixelX()

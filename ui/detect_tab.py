@@ -37,14 +37,15 @@ class DetectTab(QWidget):
         form.addRow("Model", self.model_label)
         settings = load_settings()
         self.threshold = double_spin(
-            0.05,
+            0.0,
             0.95,
             settings.detect_threshold,
             0.05,
             "ChangenThreshold",
-            tip="Change probability above which a"
-            " pixel counts as changed (higher: fewer false alarms, more misses).",
+            tip="Change probability above which a pixel counts as changed (higher: fewer false alarms, more "
+            "misses). 'calibrated' uses the threshold stored with the model.",
         )
+        self.threshold.setSpecialValueText("calibrated")
         form.addRow("Threshold", self.threshold)
         self.view_only = QCheckBox("Only the current map view")
         self.view_only.setObjectName("ChangenDetectViewOnly")
@@ -99,10 +100,15 @@ class DetectTab(QWidget):
             t1_path=layer_io.raster_path(t1),
             t2_path=layer_io.raster_path(t2),
             model=settings.detector_model,
-            threshold=self.threshold.value(),
+            threshold=self.chosen_threshold(),
             device=settings.device,
             window=None if window is None else window.to_rasterio(),
         )
+
+    def chosen_threshold(self) -> float | None:
+        """None (the model's calibrated threshold) at the spin box's minimum."""
+        value = self.threshold.value()
+        return None if value <= self.threshold.minimum() else value
 
     def detect(self):
         try:
@@ -135,7 +141,7 @@ class DetectTab(QWidget):
         self.result_folders.append(result.folder)
         summary = (
             f"Changed area {result.changed_area_m2:,.0f} m² in {result.polygon_count} polygon(s), "
-            f"{result.seconds:.1f} s on {result.device}."
+            f"{result.seconds:.1f} s on {result.device} (threshold {result.threshold:.2f})."
         )
         if result.notes:
             summary += " " + " ".join(result.notes)
