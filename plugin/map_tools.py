@@ -200,7 +200,22 @@ class RemoveBuildingTool(QgsMapTool):
     def __init__(self, canvas, session: EditSession):
         super().__init__(canvas)
         self.session = session
+        self.hover_band = _band(canvas, REMOVE_COLOR, 0, width=1, dashed=True)
         self.setCursor(Qt.PointingHandCursor)
+
+    def canvasMoveEvent(self, event):  # noqa: N802 (Qt's name)
+        """Outline the building a click would mark."""
+        self.hover_band.reset(QgsWkbTypes.PolygonGeometry)
+        fid = feature_at(self.session.layer, self, self.toMapCoordinates(event.pos()))
+        if fid is not None:
+            self.hover_band.addGeometry(self.session.geometry(fid), self.session.work_crs)
+
+    def deactivate(self):
+        self.hover_band.reset(QgsWkbTypes.PolygonGeometry)
+        super().deactivate()
+
+    def remove_bands(self) -> None:
+        self.canvas().scene().removeItem(self.hover_band)
 
     def keyPressEvent(self, event):  # noqa: N802 (Qt's name)
         if event.key() == Qt.Key_Z and event.modifiers() & Qt.ControlModifier:

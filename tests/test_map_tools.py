@@ -58,6 +58,9 @@ def test_remove_tool_marks_and_unmarks_buildings(joplin_layers, qgis_canvas):
     tool = RemoveBuildingTool(qgis_canvas, session)
     qgis_canvas.setMapTool(tool)
     first, second = _buildings_in_view(buildings, qgis_canvas, 2)
+    hover = _canvas_pixel(qgis_canvas, buildings, first.geometry().pointOnSurface().asPoint())
+    tool.canvasMoveEvent(QgsMapMouseEvent(qgis_canvas, QEvent.MouseMove, hover, Qt.NoButton))
+    assert tool.hover_band.numberOfVertices() > 0
     for feature in (first, second):
         _click(
             tool,
@@ -76,6 +79,7 @@ def test_remove_tool_marks_and_unmarks_buildings(joplin_layers, qgis_canvas):
     session.clear()
     assert session.empty and overlay.removed_band.numberOfVertices() == 0
     overlay.remove()
+    tool.remove_bands()
 
 
 def test_create_tool_places_rotated_scaled_copies_under_the_cursor(joplin_layers, qgis_canvas):

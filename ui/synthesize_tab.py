@@ -299,6 +299,8 @@ class SynthesizeTab(QWidget):
             report_error(self.iface, "Remove buildings", error)
             return
         self.create_button.setChecked(False)
+        if self.remove_tool is not None:
+            self.remove_tool.remove_bands()
         self.remove_tool = RemoveBuildingTool(self.canvas, session)
         self.canvas.setMapTool(self.remove_tool)
         self.remove_tool.deactivated.connect(lambda: self.remove_button.setChecked(False))
@@ -334,8 +336,9 @@ class SynthesizeTab(QWidget):
         for tool in (self.remove_tool, self.create_tool):
             if tool is not None and self.canvas.mapTool() is tool:
                 self.canvas.unsetMapTool(tool)
-        if self.create_tool is not None:
-            self.create_tool.remove_bands()
+        for tool in (self.remove_tool, self.create_tool):
+            if tool is not None:
+                tool.remove_bands()
         self.remove_tool, self.create_tool = None, None
         self.remove_button.setChecked(False)
         self.create_button.setChecked(False)
