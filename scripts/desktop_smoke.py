@@ -10,7 +10,7 @@ import json
 import os
 import traceback
 
-from qgis.core import QgsFillSymbol, QgsProject, QgsRasterLayer, QgsVectorLayer
+from qgis.core import QgsApplication, QgsFillSymbol, QgsProject, QgsRasterLayer, QgsVectorLayer
 from qgis.PyQt.QtCore import QTimer
 from qgis.PyQt.QtWidgets import QApplication, QDockWidget, QLabel
 from qgis.utils import active_plugins, iface
@@ -72,6 +72,11 @@ def _smoke_checks() -> dict:
         "dock_title": dock.windowTitle() if dock is not None else None,
         "status_text": status.text() if status is not None else None,
         "screenshot_saved": bool(grabbed),
+        "processing_algorithms": sorted(
+            algorithm.id()
+            for algorithm in QgsApplication.processingRegistry().algorithms()
+            if algorithm.provider().id() == "changen"
+        ),
         **_geo_stack_checks(),
     }
 

@@ -66,6 +66,11 @@ def test_desktop_opens_geotiff_and_shows_dock(tmp_path, shared_data):
     assert report["dock_title"] == "Changen"
     assert report["status_text"].startswith("Device:")
     assert report["screenshot_saved"] and png.stat().st_size > 50_000  # a rendered window, not a blank one
+    assert report["processing_algorithms"] == [
+        "changen:detect",
+        "changen:generatedataset",
+        "changen:synthesize",
+    ]
     assert report["rasterized_pixels"] == 16
     assert report["rasterio_gdal"] != report["qgis_gdal"], "rasterio must use its own GDAL inside QGIS"
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
