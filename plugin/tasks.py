@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from qgis.core import Qgis, QgsApplication, QgsMessageLog, QgsTask
+from qgis.PyQt import sip
 
 from ..core.errors import Canceled, InputError
 
@@ -65,7 +66,8 @@ class LatestRequestRunner:
     """Runs one kind of job; a new request cancels the running one and makes its result stale.
 
     `on_outcome(outcome)` is called on the main thread for every request that is still the newest; for a stale one
-    `discard(result)` is called instead so the job's files can be removed.
+    `discard(result)` is called instead so the job's files can be removed. When `owner` (the widget showing the
+    outcome) has been deleted meanwhile (plugin unloaded), results are discarded too.
     """
 
     def __init__(
@@ -73,9 +75,11 @@ class LatestRequestRunner:
         on_outcome: Callable[[TaskOutcome], None],
         discard: Callable[[Any], None] | None = None,
         task_manager=None,
+        owner=None,
     ):
         self.on_outcome = on_outcome
         self.discard = discard
+        self.owner = owner
         self.task_manager = task_manager or QgsApplication.taskManager()
         self.latest_token = 0
         self.running: dict[int, CoreTask] = {}
@@ -103,7 +107,7 @@ class LatestRequestRunner:
 
     def _finished(self, token: int, task: CoreTask, ok: bool) -> None:
         self.running.pop(token, None)
-        stale = token != self.latest_token
+        stale = token != self.latest_token or (self.owner is not None and sip.isdeleted(self.owner))
         if task.error is not None:
             QgsMessageLog.logMessage(f"{task.description()} failed:\n{task.details}", LOG_TAG, Qgis.Critical)
         if stale or not ok:

@@ -396,3 +396,18 @@ def test_changen_preview_with_a_warmed_up_generator(shared_data, qgis_iface, doc
     (preview,) = layers_named(PREVIEW_LAYER_NAME)
     with rasterio.open(preview.source()) as post, rasterio.open(image.source()) as pre:
         assert post.crs == pre.crs and post.count == 3
+
+
+def test_outcomes_for_a_deleted_dock_are_discarded(qgis_app):
+    from qgis.PyQt import sip
+    from qgis.PyQt.QtWidgets import QWidget
+
+    owner = QWidget()
+    outcomes, discarded = [], []
+    runner = LatestRequestRunner(outcomes.append, discard=discarded.append, owner=owner)
+    release = threading.Event()
+    runner.submit("job", lambda progress, is_canceled: release.wait(5) and "result")
+    sip.delete(owner)
+    release.set()
+    wait_until(lambda: not runner.busy)
+    assert outcomes == [] and discarded == ["result"]

@@ -20,7 +20,7 @@ class DetectTab(QWidget):
         self.setObjectName("ChangenDetectTab")
         self.iface = iface
         self.result_folders: list[str] = []
-        self.runner = LatestRequestRunner(self._done, discard=_remove_folder)
+        self.runner = LatestRequestRunner(self._done, discard=_remove_folder, owner=self)
         layout = QVBoxLayout(self)
         form = QFormLayout()
         self.t1_combo = QgsMapLayerComboBox()

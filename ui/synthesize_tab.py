@@ -16,7 +16,6 @@ from qgis.core import (
     QgsVectorLayer,
 )
 from qgis.gui import QgsMapLayerComboBox
-from qgis.PyQt import sip
 from qgis.PyQt.QtCore import QVariant
 from qgis.PyQt.QtWidgets import (
     QComboBox,
@@ -76,9 +75,9 @@ class SynthesizeTab(QWidget):
         self._started = 0.0
         self._chosen_layers = None
         self._build()
-        self.preview_runner = LatestRequestRunner(self._preview_done, discard=_remove_dir_of)
-        self.export_runner = LatestRequestRunner(self._export_done, discard=_remove_dir_of)
-        self.warm_up_runner = LatestRequestRunner(self._warmed_up)
+        self.preview_runner = LatestRequestRunner(self._preview_done, discard=_remove_dir_of, owner=self)
+        self.export_runner = LatestRequestRunner(self._export_done, discard=_remove_dir_of, owner=self)
+        self.warm_up_runner = LatestRequestRunner(self._warmed_up, owner=self)
         self.image_combo.layerChanged.connect(self._layers_changed)
         self.buildings_combo.layerChanged.connect(self._layers_changed)
         self._layers_changed()
@@ -214,7 +213,7 @@ class SynthesizeTab(QWidget):
     def _warmed_up(self, outcome):
         if outcome.result is not None:
             log(f"Changen generator ready on {outcome.result}.")
-        if outcome.error is None or sip.isdeleted(self):
+        if outcome.error is None:
             return
         log(f"Changen generator: {outcome.error}\n{outcome.details}", Qgis.Warning)
         if self.method.currentData() == "changen":
