@@ -2,6 +2,7 @@
 
 import pytest
 from qgis.core import (
+    QgsCoordinateReferenceSystem,
     QgsCoordinateTransform,
     QgsGeometry,
     QgsPointXY,
@@ -15,18 +16,20 @@ from qgis.PyQt.QtCore import QEvent, QPoint, Qt
 from changen.plugin.map_tools import CreateBuildingTool, EditOverlay, EditSession, RemoveBuildingTool
 
 
-@pytest.fixture()
-def joplin_layers(shared_data, qgis_canvas, qgis_new_project):
+@pytest.fixture(params=["image CRS", "EPSG:3857"])
+def joplin_layers(request, shared_data, qgis_canvas, qgis_new_project):
+    """The chip and the footprints, on a canvas in the image's CRS or in Web Mercator (a third CRS)."""
     raster = QgsRasterLayer(str(shared_data / "georef/joplin/chips/pre/0_pre.tif"), "pre")
     buildings = QgsVectorLayer(
         str(shared_data / "georef/joplin/footprints_2020.geojson"), "footprints", "ogr"
     )
     assert raster.isValid() and buildings.isValid()
     QgsProject.instance().addMapLayers([raster, buildings])
-    qgis_canvas.setDestinationCrs(raster.crs())
+    canvas_crs = raster.crs() if request.param == "image CRS" else QgsCoordinateReferenceSystem(request.param)
+    qgis_canvas.setDestinationCrs(canvas_crs)
     qgis_canvas.setLayers([buildings, raster])
-    centre = raster.extent().center()
-    qgis_canvas.setExtent(raster.extent().buffered(-250).scaled(1.0, centre))
+    to_canvas = QgsCoordinateTransform(raster.crs(), canvas_crs, QgsProject.instance())
+    qgis_canvas.setExtent(to_canvas.transformBoundingBox(raster.extent().buffered(-250)))
     qgis_canvas.refresh()
     return raster, buildings
 
@@ -105,7 +108,10 @@ def test_create_tool_places_rotated_scaled_copies_under_the_cursor(joplin_layers
     assert placement.source_fid == source.id()
     assert placement.outline.area() == pytest.approx(source_area * 1.5**2, rel=1e-6)
     centroid = placement.outline.centroid().asPoint()
-    expected = qgis_canvas.getCoordinateTransform().toMapCoordinates(target_pixel)
+    to_work = QgsCoordinateTransform(
+        qgis_canvas.mapSettings().destinationCrs(), raster.crs(), QgsProject.instance()
+    )
+    expected = to_work.transform(qgis_canvas.getCoordinateTransform().toMapCoordinates(target_pixel))
     assert centroid.distance(expected) < raster.rasterUnitsPerPixelX() * 2
     assert placement.outline.intersects(QgsGeometry.fromPointXY(expected))
 
