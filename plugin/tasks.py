@@ -53,10 +53,7 @@ class CoreTask(QgsTask):
             self.error = error
             self.details = traceback.format_exc()
             return False
-        if self.isCanceled():
-            self.error = None
-            return False
-        return True
+        return not self.isCanceled()
 
     def finished(self, ok: bool) -> None:  # noqa: FBT001 (QGIS's signature)
         self.on_finished(self, ok)
@@ -108,8 +105,8 @@ class LatestRequestRunner:
     def _finished(self, token: int, task: CoreTask, ok: bool) -> None:
         self.running.pop(token, None)
         stale = token != self.latest_token or (self.owner is not None and sip.isdeleted(self.owner))
-        if task.error is not None:
-            QgsMessageLog.logMessage(f"{task.description()} failed:\n{task.details}", LOG_TAG, Qgis.Critical)
+        if stale and task.error is not None:  # nobody will show it
+            QgsMessageLog.logMessage(f"{task.description()} failed:\n{task.details}", LOG_TAG, Qgis.Warning)
         if stale or not ok:
             if task.result is not None and self.discard is not None:
                 self.discard(task.result)
