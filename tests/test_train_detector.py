@@ -19,6 +19,7 @@ from core.train_detector import (
     load_building_tiles,
     restyle,
     threshold_sweep,
+    write_model_card,
 )
 
 REPO = Path(__file__).resolve().parent.parent
@@ -123,3 +124,24 @@ def test_two_process_run_resumes_and_exports(tmp_path, shared_data):
     detector = load_detector(tmp_path / "m.safetensors")
     assert detector.config["steps"] == 5 and detector.config["fpn_channels"] == 32
     assert detector.threshold == validation["threshold"]
+
+
+def test_model_card_states_licence_threshold_calibration_and_scores(tmp_path):
+    validation = threshold_sweep(
+        np.random.default_rng(6).random(1000), np.random.default_rng(7).random(1000) < 0.3
+    )
+    config = {
+        "fpn_channels": 256, "decoder_channels": 96, "threshold": validation["threshold"], "steps": 1200,
+        "pairs_seen": 4800, "train_seconds": 3600.0, "synthetic_validation": validation, "checkpoint": "best.pt",
+        "sources": {"generated_pairs": 3788, "pair_roots": ["runs/pairs_mixed"], "star_tiles": ["a", "b"]},
+        "train_args": {"batch": "4", "crop": "256", "lr": "0.0002", "freeze_stride": "8", "run_dir": "runs/x"},
+    }  # fmt: skip
+    score = {"method": "CVA + Otsu", "precision": 0.5, "recall": 0.25, "f1": 1 / 3, "iou": 0.2}
+    report = {"title": "DSIFN", "pairs": ["p"], "change_prevalence": 0.27, "scores": [score]}
+    write_model_card(tmp_path / "m.md", "m", config, [report])
+    card = (tmp_path / "m.md").read_text()
+    assert "Non-commercial research use only" in card
+    assert f"Decision threshold: **{validation['threshold']}**" in card
+    assert "| CVA + Otsu | 50.0 | 25.0 | 33.3 | 20.0 |" in card
+    assert card.count("| 0.") >= 10  # one reliability row per bin
+    assert "--run-dir runs/x --export resources/models/m.safetensors --card" in card
