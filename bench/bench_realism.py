@@ -54,13 +54,20 @@ def main() -> int:
     args = parser.parse_args()
 
     from core.changen_gan import load_generator
+    from core.errors import InputError
 
-    generator = load_generator(args.model, "cpu")
+    methods = ["copy-paste", "inpainting", "changen"]
+    try:
+        generator = load_generator(args.model, "cpu")
+    except InputError as error:
+        print(f"changen skipped: {error}")
+        generator = None
+        methods.remove("changen")
     inputs = random_crops(args.crops, args.size, seed=0)
     reference = [image for image, _ in random_crops(args.crops, args.size, seed=1)]
     extractor = FeatureExtractor()
     rows = {"unchanged input": image_set_distances(reference, [image for image, _ in inputs], extractor)}
-    for method in ("copy-paste", "inpainting", "changen"):
+    for method in methods:
         started = time.perf_counter()
         posts, fidelity = [], []
         for index, (image, mask) in enumerate(inputs):

@@ -7,8 +7,9 @@ shards (`--shard i/n` takes the pairs with k % n == i) run on any number of proc
 Output: `OUT/<k:06d>/{t1,t2}.png` (RGB), `mask_t1.png`, `mask_t2.png` (building 255), `change.png` (change
 255), `meta.json`; `OUT/dataset.json` holds the settings.
 
-Realism tricks (on by default; `../shared/notes/findings.md`): independent colour/brightness jitter per date,
-0–2 px misregistration of t2, random t1/t2 swap, a share of STAR pairs (t2 = another crop, change = XOR of the
+Realism tricks (on by default; `../shared/notes/findings.md`): independent colour/brightness jitter, blur/noise
+per date, unlabelled appearance change in t2 (recoloured ground, shadows, re-coloured kept roofs: the negatives
+that raise a detector's precision), 0–2 px misregistration of t2, random t1/t2 swap, a share of STAR pairs (t2 = another crop, change = XOR of the
 masks), half of the inpainted removals filled with ground texture, and objects pasted onto open ground (not on
 vegetation, shadow or water, away from buildings).
 """
@@ -51,6 +52,8 @@ class Settings:
     swap: bool = True
     ground_texture: float = 0.5
     open_ground: bool = True
+    appearance: float = 0.5
+    degrade: bool = True
     min_area: int = 48
 
 
@@ -103,20 +106,29 @@ def _random_crop(sources, rng, crop: int, want_buildings: bool, min_area: int):
 
 
 def open_ground(image: np.ndarray, buildings: np.ndarray) -> np.ndarray:
-    """Pixels where a pasted building looks plausible: not vegetation (excess green), not dark (shadow,
-    water), not on or right beside a building -> bool."""
+    """Pixels where a pasted building looks plausible: bare ground, pavement or lawn, but not trees (green and
+    textured or dark green), shadow or water (dark), and not on or right beside a building -> bool."""
     rgb = image.astype(np.float32)
     total = rgb.sum(axis=2) + 1.0
     excess_green = (2 * rgb[..., 1] - rgb[..., 0] - rgb[..., 2]) / total
     luma = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
+    texture = np.sqrt(np.maximum(cv2.blur(luma * luma, (7, 7)) - cv2.blur(luma, (7, 7)) ** 2, 0.0))
+    trees = (excess_green > 0.04) & ((texture > 10.0) | (luma < 70))
     near_building = cv2.dilate(buildings.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
-    return (excess_green < 0.06) & (luma > 50) & ~near_building
+    return ~trees & (luma > 50) & ~near_building
 
 
 def _ground_creations(image, state: LabelState, rng, count, min_area, angle_range, scale_range):
-    """Creation requests centred on open ground (else anywhere free) far enough from buildings and the image
-    border for the copied shape."""
+    """Creation requests centred on open ground, far enough from buildings and the image border for the copied
+    shape (fewer than `count` when the crop has too little open ground)."""
+    height, width = state.shape
+
+    def whole(info):  # instances cut by the crop border have partial, odd shapes
+        r0, c0, r1, c1 = info.bbox
+        return r0 > 0 and c0 > 0 and r1 < height and c1 < width
+
     sources = [i for i, info in state.index.items() if info.area >= min_area]
+    sources = [i for i in sources if whole(state.index[i])] or sources
     if not sources or count <= 0:
         return []
     ground = open_ground(image, state.foreground())
@@ -132,9 +144,7 @@ def _ground_creations(image, state: LabelState, rng, count, min_area, angle_rang
         size = int(2 * radius) | 1
         on_ground = free & (cv2.blur(ground.astype(np.float32), (size, size)) > 0.5)
         candidates = np.flatnonzero(on_ground.ravel())
-        if candidates.size == 0:
-            candidates = np.flatnonzero(free.ravel())
-        if candidates.size == 0:
+        if candidates.size == 0:  # no open ground for it here: a building in a forest or a pond looks fake
             continue
         row, col = divmod(int(candidates[rng.integers(candidates.size)]), ground.shape[1])
         creations.append(
@@ -167,6 +177,62 @@ def misregister(image: np.ndarray, rng: np.random.Generator, pixels: float) -> n
     )
 
 
+def _soft_blob(shape, rng, radius_range) -> np.ndarray:
+    """A random soft-edged ellipse (opacity 0–1) -> float32."""
+    height, width = shape
+    blob = np.zeros(shape, np.uint8)
+    centre = (int(rng.integers(width)), int(rng.integers(height)))
+    axes = tuple(int(v) for v in rng.uniform(*radius_range, size=2))
+    cv2.ellipse(blob, centre, axes, float(rng.uniform(0, 180)), 0, 360, 255, thickness=-1)
+    return cv2.GaussianBlur(blob.astype(np.float32) / 255.0, (0, 0), float(rng.uniform(2.0, 6.0)))
+
+
+def appearance_changes(image, kept_buildings, change, rng, count) -> np.ndarray:
+    """Unlabelled appearance change, the negatives a detector must learn to ignore: soft patches of ground
+    recoloured (season, soil, vegetation), cast shadows, and re-coloured roofs of buildings that stay; all kept
+    at least 4 px away from the labelled change."""
+    height, width = change.shape
+    allowed = ~cv2.dilate(change.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
+    rgb = image.astype(np.float32)
+    roofs = None
+    for _ in range(count):
+        kind = ("ground", "shadow", "roof")[int(rng.choice(3, p=(0.5, 0.25, 0.25)))]
+        if kind == "roof":
+            if roofs is None:
+                roofs, _ = ndimage.label(kept_buildings & allowed, structure=np.ones((3, 3), bool))
+            if roofs.max() == 0:
+                continue
+            region = roofs == int(rng.integers(1, roofs.max() + 1))
+            opacity = cv2.GaussianBlur(region.astype(np.float32), (0, 0), 0.7) * region
+            target = rgb * rng.uniform(0.6, 1.4, size=3).astype(np.float32) + np.float32(rng.uniform(-25, 25))
+        else:
+            side = min(height, width)
+            opacity = _soft_blob((height, width), rng, (0.04 * side, 0.25 * side)) * allowed
+            if kind == "shadow":
+                target = rgb * np.float32(rng.uniform(0.45, 0.8))
+            else:  # the colour of another part of the scene, keeping this patch's texture
+                row, col = int(rng.integers(height - 15)), int(rng.integers(width - 15))
+                palette = rgb[row : row + 16, col : col + 16].reshape(-1, 3).mean(axis=0)
+                core = opacity > 0.5
+                target = rgb - rgb[core].mean(axis=0) + palette if core.any() else rgb
+        opacity = opacity[..., None] * np.float32(rng.uniform(0.5, 1.0))
+        rgb = rgb * (1.0 - opacity) + target * opacity
+    return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+
+
+def degrade(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One date's sensor look: sometimes a slight blur (or sharpening) and sensor noise."""
+    out = image.astype(np.float32)
+    roll = rng.random()
+    if roll < 0.25:
+        out = cv2.GaussianBlur(out, (0, 0), float(rng.uniform(0.4, 1.2)))
+    elif roll < 0.4:
+        out = out + (out - cv2.GaussianBlur(out, (0, 0), 1.0)) * np.float32(rng.uniform(0.3, 1.0))
+    if rng.random() < 0.3:
+        out = out + rng.normal(0.0, rng.uniform(1.0, 4.0), size=out.shape).astype(np.float32)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
 def make_pair(sources, settings: Settings, index: int, generator=None, device="cpu") -> dict:
     """Pair `index`: arrays t1, t2, mask_t1, mask_t2, change (bool masks) and its metadata."""
     rng = np.random.default_rng([settings.seed, index])
@@ -189,7 +255,7 @@ def make_pair(sources, settings: Settings, index: int, generator=None, device="c
         remove = float(rng.uniform(0.2, 0.8)) if removes else 0
         count = int(rng.integers(1, 6)) if creates else 0
         angle_range, scale_range = (-20.0, 20.0), (0.8, 1.2)
-        creations = []
+        creations = []  # on open ground; anywhere free only when a creation-only pair would have no change
         if count and settings.open_ground:
             creations = _ground_creations(
                 image, state, rng, count, settings.min_area, angle_range, scale_range
@@ -198,7 +264,7 @@ def make_pair(sources, settings: Settings, index: int, generator=None, device="c
             state,
             rng,
             remove=remove,
-            create=count - len(creations),
+            create=count if not settings.open_ground or (kind == "copy-paste" and not creations) else 0,
             creations=creations,
             min_area=settings.min_area,
             angle_range=angle_range,
@@ -221,6 +287,11 @@ def make_pair(sources, settings: Settings, index: int, generator=None, device="c
             created=sum(event.kind == "create" for event in step.events),
         )
     t1, t2 = image, image_2
+    if settings.appearance > 0 and rng.random() < settings.appearance:
+        meta["appearance_changes"] = int(rng.integers(1, 4))
+        t2 = appearance_changes(t2, mask & mask_2, change, rng, meta["appearance_changes"])
+    if settings.degrade:
+        t1, t2 = degrade(t1, rng), degrade(t2, rng)
     if settings.jitter:
         t1, t2 = jitter_colours(t1, rng), jitter_colours(t2, rng)
     if settings.misregistration > 0:
@@ -314,6 +385,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--star", type=float, default=0.35, help="share of STAR pairs (another crop as t2)")
     parser.add_argument("--no-jitter", action="store_true", help="no independent colour jitter per date")
     parser.add_argument(
+        "--appearance", type=float, default=0.5, help="share of pairs with unlabelled appearance change in t2"
+    )
+    parser.add_argument("--no-degrade", action="store_true", help="no per-date blur/sharpening and noise")
+    parser.add_argument(
         "--misregistration", type=float, default=2.0, help="max t2 shift in pixels (0 = none)"
     )
     parser.add_argument("--no-swap", action="store_true", help="never swap t1 and t2")
@@ -330,14 +405,16 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     if args.pairs < 1 or args.crop < 32:
         raise InputError("--pairs must be >= 1 and --crop >= 32")
-    if not 0.0 <= args.star <= 1.0 or not 0.0 <= args.ground_texture <= 1.0:
-        raise InputError("--star and --ground-texture are shares between 0 and 1")
+    if not all(0.0 <= share <= 1.0 for share in (args.star, args.ground_texture, args.appearance)):
+        raise InputError("--star, --ground-texture and --appearance are shares between 0 and 1")
     settings = Settings(
         method=args.method,
         crop=args.crop,
         seed=args.seed,
         star=args.star,
         jitter=not args.no_jitter,
+        appearance=args.appearance,
+        degrade=not args.no_degrade,
         misregistration=args.misregistration,
         swap=not args.no_swap,
         ground_texture=args.ground_texture,

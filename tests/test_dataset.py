@@ -10,6 +10,7 @@ from core.baselines import INPAINT_DILATION
 from core.dataset import (
     PAIR_FILES,
     Settings,
+    appearance_changes,
     find_sources,
     jitter_colours,
     make_pair,
@@ -91,7 +92,15 @@ def test_pairs_are_consistent_and_changed(shared_data, method):
 
 def test_without_tricks_unchanged_pixels_stay_identical(shared_data):
     settings = Settings(
-        method="inpainting", crop=128, seed=1, star=0.0, jitter=False, misregistration=0.0, swap=False
+        method="inpainting",
+        crop=128,
+        seed=1,
+        star=0.0,
+        jitter=False,
+        misregistration=0.0,
+        swap=False,
+        appearance=0.0,
+        degrade=False,
     )
     sources = find_sources([shared_data / "buildings" / "xbd_harvey"])
     disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * INPAINT_DILATION + 1,) * 2)
@@ -104,6 +113,21 @@ def test_without_tricks_unchanged_pixels_stay_identical(shared_data):
         assert not differs[~rim].any()
         if pair["change"].any():
             assert differs[pair["change"]].mean() > 0.9
+
+
+def test_appearance_changes_stay_away_from_the_labelled_change(shared_data):
+    sources = find_sources([shared_data / "buildings" / "xbd_harvey"])
+    settings = Settings(method="inpainting", crop=128, seed=4, star=0.0)
+    pair = make_pair(sources, settings, 0)
+    image, change = pair["t1"], pair["change"]
+    kept = pair["mask_t1"] & pair["mask_t2"]
+    changed_somewhere = False
+    for seed in range(6):
+        out = appearance_changes(image, kept, change, np.random.default_rng(seed), 3)
+        differs = (out != image).any(axis=2)
+        assert not differs[change].any()
+        changed_somewhere |= differs.mean() > 0.01
+    assert changed_somewhere
 
 
 def test_realism_helpers():
