@@ -223,6 +223,7 @@ class GeoTiffWriter:
             dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp"
         )
         os.close(handle)
+        dtype = np.uint8 if np.dtype(dtype) == np.bool_ else dtype  # GeoTIFF has no boolean type
         tiled = grid.width >= 256 and grid.height >= 256
         profile = {
             "driver": "GTiff",

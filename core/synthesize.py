@@ -82,7 +82,7 @@ def changen_synthesize(
             f"the masks use class {highest} but the generator knows classes 0..{num_classes - 1}: use a "
             "building mask (0 = background, 1 = building) or a generator trained for these classes"
         )
-    device = torch.device(device)
+    device = pick_device(device) if isinstance(device, str) else device
     minimum = max(64, NOISE_BLOCK)
     height, width = semantic_t.shape
     out = np.empty((height, width, 3), np.uint8)

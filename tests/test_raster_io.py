@@ -81,6 +81,8 @@ def test_read_mask_returns_uint8_values(shared_data, tmp_path):
     assert set(np.unique(mask)) <= {0, 255} and mask.any()
     grid16 = raster_grid(FIXTURE)
     write_geotiff(tmp_path / "big.tif", np.full(grid16.shape, 300, np.uint16), grid16)
+    write_geotiff(tmp_path / "bool.tif", mask > 0, grid16.window_grid(Window(0, 0, 1024, 1024)))
+    np.testing.assert_array_equal(read_mask(tmp_path / "bool.tif")[0], (mask > 0).astype(np.uint8))
     with pytest.raises(InputError, match="not a mask"):
         read_mask(tmp_path / "big.tif")
 
