@@ -39,6 +39,7 @@ PAIR_FILES = ("t1.png", "t2.png", "mask_t1.png", "mask_t2.png", "change.png", "m
 MIXED_KINDS = (("inpainting", 0.4), ("copy-paste", 0.15), ("both", 0.45))
 CROP_TRIES = 10
 PLACEMENT_GAP = 2  # events.simulate_step's default min_gap
+NEIGHBOURHOOD = 40  # pixels (~20 m at 0.5 m): how far from existing buildings new ones are preferred
 
 
 @dataclass(frozen=True)
@@ -143,7 +144,10 @@ def _ground_creations(image, state: LabelState, rng, count, min_area, angle_rang
         free = clearance > radius  # the padding makes the image border count as an obstacle too
         size = int(2 * radius) | 1
         on_ground = free & (cv2.blur(ground.astype(np.float32), (size, size)) > 0.5)
-        candidates = np.flatnonzero(on_ground.ravel())
+        # new buildings go up in built-up areas: prefer open ground within a plot or two of a building
+        candidates = np.flatnonzero((on_ground & (clearance < radius + NEIGHBOURHOOD)).ravel())
+        if candidates.size == 0:
+            candidates = np.flatnonzero(on_ground.ravel())
         if candidates.size == 0:  # no open ground for it here: a building in a forest or a pond looks fake
             continue
         row, col = divmod(int(candidates[rng.integers(candidates.size)]), ground.shape[1])
