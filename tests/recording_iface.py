@@ -5,6 +5,7 @@ dock-removal calls; this one keeps every added action, menu entry and dock until
 """
 
 from pytest_qgis.qgis_interface import QgisInterface
+from qgis.core import QgsProject
 from qgis.PyQt.QtCore import Qt
 
 
@@ -40,6 +41,12 @@ class RecordingIface(QgisInterface):
     def removeDockWidget(self, dock):  # noqa: N802 (QGIS's name)
         self.mainWindow().removeDockWidget(dock)
         self.docks.remove(dock)
+
+    def detach(self):
+        """Stop following the project's layers; call before the canvas's window is deleted (the slot would
+        touch the deleted canvas, and an exception in a Qt slot aborts the process)."""
+        QgsProject.instance().layersAdded.disconnect(self.addLayers)
+        QgsProject.instance().removeAll.disconnect(self.removeAllLayers)
 
     def leftovers(self) -> list[str]:
         """Descriptions of everything still added; empty after a clean unload."""

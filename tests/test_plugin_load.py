@@ -21,7 +21,9 @@ TESTS_DIR = Path(__file__).resolve().parent
 def recording_iface(qgis_app):
     window = QMainWindow()
     canvas = QgsMapCanvas(window)
-    yield RecordingIface(canvas, MockMessageBar(), window)
+    iface = RecordingIface(canvas, MockMessageBar(), window)
+    yield iface
+    iface.detach()
     window.deleteLater()
     QCoreApplication.sendPostedEvents(None, QEvent.DeferredDelete)
 
