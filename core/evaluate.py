@@ -186,11 +186,11 @@ def format_table(report: dict) -> str:
         f"{report['pairs_folder']}: {len(report['pairs'])} pairs, change prevalence "
         f"{100 * report['change_prevalence']:.1f}%"
         + (f", detector threshold {report['threshold']:.2f}" if report["threshold"] is not None else ""),
-        f"{'method':<32} {'P':>6} {'R':>6} {'F1':>6} {'IoU':>6}",
+        f"{'method':<36} {'P':>6} {'R':>6} {'F1':>6} {'IoU':>6}",
     ]
     for score in report["scores"]:
         lines.append(
-            f"{score['method']:<32} {100 * score['precision']:6.1f} {100 * score['recall']:6.1f} "
+            f"{score['method']:<36} {100 * score['precision']:6.1f} {100 * score['recall']:6.1f} "
             f"{100 * score['f1']:6.1f} {100 * score['iou']:6.1f}"
         )
     return "\n".join(lines)

@@ -442,7 +442,7 @@ def zero_shot_reports(model_path: Path, reference_json: Path | None) -> list[dic
         if reference is not None:
             for score in reference["scores"]:
                 if score["method"].startswith("ChangeStar"):
-                    score = {**score, "method": "same detector, ImageNet encoder, no change training"}
+                    score = {**score, "method": "ImageNet encoder, no change training"}
                 if score["method"] != "everything changed":
                     report["scores"].append(score)
             report["scores"].sort(key=lambda score: score["method"] == "everything changed")
