@@ -487,6 +487,18 @@ edit at all. Reference (findings.md, a similar model after ~3,250 steps): 3.1-3.
 `{target.stem}_samples.png`: held-out crops; columns pre image | pre mask | post mask (red removed, green created)
 | synthesized post image; rows: removal, creation, both, removal, creation, both.
 
+## Speed
+`bench/bench_generator.py` (forward pass of a 512² tile, one thread, CPU time on the shared 2-core machine,
+2026-11-24): 32.8 GFLOP; fp32 0.91 s (36 GFLOP/s, 43 % of a measured 83 GFLOP/s float32 matmul peak);
+channels-last 0.73 s; bf16 autocast + channels-last 0.51 s (64 GFLOP/s). `load_generator` returns a
+channels-last model.
+
+## Limitations
+- Pre-event buildings are regenerated from the mask by design (the paper's masking): unchanged buildings keep
+  their footprint but not their roof colour.
+- Small, slow training: expect blur and washed-out colour at a few thousand steps; sharper roofs need tens of
+  thousands. Trained on ~0.5 m US suburban scenes; other sensors and regions drift toward that look.
+
 ## Continue training
 ```
 {command}
