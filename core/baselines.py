@@ -24,6 +24,7 @@ FEATHER_PIXELS = 2.0
 INPAINT_DILATION = 3
 INPAINT_RADIUS = 5
 TEXTURE_TRIES = 40
+LARGE_HOLE = 1500  # pixels: Telea smears these most visibly, so they get texture twice as often
 
 
 def _check_image(image: np.ndarray, state: LabelState) -> None:
@@ -158,7 +159,8 @@ def inpaint(
     radius: int = INPAINT_RADIUS,
 ) -> np.ndarray:
     """Fill each removed footprint (see `removal_holes`) by Telea inpainting; with probability `ground_texture`
-    per hole, by colour-matched building-free texture from elsewhere in the image, feathered into Telea's fill.
+    per hole (doubled for holes over `LARGE_HOLE` px), by colour-matched building-free texture from elsewhere in
+    the image, feathered into Telea's fill.
     Creations are not supported (their footprints keep their pixels)."""
     _check_image(image, state_t)
     holes = removal_holes(state_t, step_result, dilation)
@@ -173,7 +175,8 @@ def inpaint(
         cols = slice(max(box[1].start - margin, 0), min(box[1].stop + margin, image.shape[1]))
         hole = labels[rows, cols] == number
         filled = cv2.inpaint(out[rows, cols], hole.astype(np.uint8), radius, cv2.INPAINT_TELEA)
-        if ground_texture > 0 and rng.random() < ground_texture:
+        share = min(1.0, 2.0 * ground_texture) if hole.sum() > LARGE_HOLE else ground_texture
+        if share > 0 and rng.random() < share:
             if occupied is None:
                 occupied = cv2.dilate(state_t.foreground().astype(np.uint8), _disk(dilation + 2)).astype(bool)
             texture = _ground_texture(image, hole, occupied, rng)
