@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -29,7 +30,7 @@ from PIL import Image
 from scipy import ndimage
 from tqdm import tqdm
 
-from .errors import InputError
+from .errors import Canceled, InputError
 from .events import Creation, LabelState, simulate_step
 from .synthesize import DEFAULT_GENERATOR, synthesize_step
 
@@ -360,8 +361,11 @@ def generate(
     generator=None,
     device="cpu",
     show_progress: bool = True,
+    progress: Callable[[float], None] | None = None,
+    is_canceled: Callable[[], bool] | None = None,
 ) -> dict:
-    """Write this shard's unfinished pairs; returns counts of written and skipped pairs."""
+    """Write this shard's unfinished pairs; returns counts of written and skipped pairs. A cancel stops between
+    pairs (raising `Canceled`); running again with the same settings resumes."""
     out.mkdir(parents=True, exist_ok=True)
     description = {"settings": settings.__dict__, "pairs": pairs, "sources": [str(s[0]) for s in sources]}
     if not (out / "dataset.json").exists():
@@ -369,9 +373,16 @@ def generate(
     mine = range(shard[0], pairs, shard[1])
     todo = [index for index in mine if not (pair_folder(out, index) / "meta.json").exists()]
     bar = tqdm(total=len(mine), initial=len(mine) - len(todo), desc="pairs", disable=not show_progress)
-    for index in todo:
+    for done, index in enumerate(todo):
+        if is_canceled is not None and is_canceled():
+            bar.close()
+            raise Canceled(
+                f"stopped after {done} of {len(todo)} pairs; run again with the same settings to resume"
+            )
         write_pair(pair_folder(out, index), make_pair(sources, settings, index, generator, device))
         bar.update(1)
+        if progress is not None:
+            progress(100.0 * (done + 1) / len(todo))
     bar.close()
     return {"written": len(todo), "skipped": len(mine) - len(todo)}
 

@@ -12,12 +12,13 @@ from core.dataset import (
     Settings,
     appearance_changes,
     find_sources,
+    generate,
     jitter_colours,
     make_pair,
     misregister,
     parse_shard,
 )
-from core.errors import InputError
+from core.errors import Canceled, InputError
 
 
 @pytest.fixture(scope="module")
@@ -140,6 +141,16 @@ def test_realism_helpers():
     shifted = misregister(stripes, np.random.default_rng(1), 2.0)
     offset = np.abs(shifted[20, 10:40, 0].astype(float) - stripes[20, 10:40, 0]).mean() / 5
     assert 0 < offset <= 2.0
+
+
+def test_generate_reports_progress_and_stops_when_canceled(shared_data, tmp_path):
+    sources = find_sources([shared_data / "buildings" / "xbd_harvey"])
+    settings = Settings(method="copy-paste", crop=64, seed=0)
+    seen = []
+    with pytest.raises(Canceled):
+        generate(sources, settings, 5, tmp_path, progress=seen.append, is_canceled=lambda: len(seen) == 2)
+    assert seen == [20.0, 40.0] and _pairs(tmp_path) == ["000000", "000001"]
+    assert generate(sources, settings, 5, tmp_path, show_progress=False) == {"written": 3, "skipped": 2}
 
 
 def test_bad_options_are_input_errors(tmp_path):
