@@ -3,6 +3,9 @@
 Methods: `changen` (the trained generator, tiled with overlap and centre-crop stitching so memory does not grow
 with the raster), `copy-paste` (creation only) and `inpainting` (removal only), the paper's baselines. Outputs are
 GeoTIFFs on the input image's grid (CRS, transform and nodata kept) plus a JSON event log.
+
+Memory: the generator's activations (hundreds of bytes per pixel) exist for one 512² tile at a time; what grows
+with the raster are the images, masks and instance rasters themselves (about 10 bytes per pixel per frame).
 """
 
 from __future__ import annotations
