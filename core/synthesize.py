@@ -5,7 +5,8 @@ with the raster), `copy-paste` (creation only) and `inpainting` (removal only), 
 GeoTIFFs on the input image's grid (CRS, transform and nodata kept) plus a JSON event log.
 
 Memory: the generator's activations (hundreds of bytes per pixel) exist for one 512² tile at a time; what grows
-with the raster are the images, masks and instance rasters themselves (about 12 bytes per pixel per frame: image, classes, instance ids, change masks).
+with the raster are the images, masks and instance rasters themselves (about 12 bytes per pixel per frame:
+image, classes, instance ids, change masks).
 """
 
 from __future__ import annotations
