@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import rasterio
 import torch
 from rasterio.warp import transform_bounds
 
@@ -39,6 +40,7 @@ MASK_NODATA = 255
 PROBABILITY_NODATA = -1.0
 DEFAULT_TILE = 512
 DEFAULT_OVERLAP = 64
+GDAL_CACHE_MB = 256
 
 
 @dataclass
@@ -228,6 +230,9 @@ def detect_change(
     changed_pixels, skipped = 0, 0
 
     with ExitStack() as writers:
+        # A bounded GDAL block cache keeps memory flat: the outputs are written in row order, so only about two
+        # tile rows of blocks are ever being filled at once.
+        writers.enter_context(rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB))
         mask_writer = writers.enter_context(GeoTiffWriter(change_path, grid, 1, np.uint8, nodata=MASK_NODATA))
         probability_writer = None
         if probability_path:
@@ -288,7 +293,6 @@ def write_change_polygons(mask_path: str | os.PathLike, vector_path: str | os.Pa
     """Polygons of the change pixels (value 1) with `area` in squared map units (and `area_m2` when the CRS
     allows), written atomically as a GeoPackage layer `changes`. Reads the mask once (1 byte per pixel)."""
     import geopandas as gpd
-    import rasterio
     from rasterio.features import shapes
     from shapely.geometry import shape
 
