@@ -320,6 +320,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--freeze-stride", type=int, default=8, help="freeze encoder stages up to this stride (0 = train all)"
     )
+    parser.add_argument(
+        "--init",
+        type=Path,
+        help="new runs: a ChangeStar checkpoint, or torchvision ResNet-18 ImageNet weights",
+    )
     parser.add_argument("--crop", type=int, default=256)
     parser.add_argument("--batch", type=int, default=4, help="pairs per step and process")
     parser.add_argument("--lr", type=float, default=2e-4)
@@ -366,6 +371,27 @@ def _atomic_torch_save(obj, path: Path) -> None:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def load_initial_weights(model: ChangeStar, path: Path) -> None:
+    """Start from a whole ChangeStar checkpoint (e.g. an official Changen R-18 release) or from ImageNet weights of
+    the encoder alone (a torchvision-style ResNet-18 state dict; its classifier is dropped)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise InputError(f"Cannot read {path} as a PyTorch state dict ({error}).") from error
+    state = state.get("model", state.get("state_dict", state))
+    state = {key.removeprefix("module."): value for key, value in state.items()}
+    if any(key.startswith("encoder.") for key in state):
+        model.load_state_dict(state, strict=True)
+        return
+    if model.config.encoder != "resnet18":
+        raise InputError(
+            f"{path} holds encoder-only weights; they fit --encoder resnet18 (torchvision names)."
+        )
+    model.encoder.resnet.load_state_dict(
+        {k: v for k, v in state.items() if not k.startswith("fc.")}, strict=True
+    )
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
@@ -597,8 +623,10 @@ def train(args) -> int:
         model_config = ChangeStarConfig(**resume["model_config"])
     model = build_changestar(
         **model_config.__dict__,
-        imagenet=resume is None and not args.no_imagenet and args.encoder != "resnet18",
+        imagenet=resume is None and not args.no_imagenet and args.encoder != "resnet18" and not args.init,
     )
+    if resume is None and args.init:
+        load_initial_weights(model, args.init)
     frozen = frozen_trunk_modules(model, args.freeze_stride)
     for module in frozen:
         module.requires_grad_(False)

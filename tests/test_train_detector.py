@@ -145,3 +145,25 @@ def test_model_card_states_licence_threshold_calibration_and_scores(tmp_path):
     assert "| CVA + Otsu | 50.0 | 25.0 | 33.3 | 20.0 |" in card
     assert card.count("| 0.") >= 10  # one reliability row per bin
     assert "--run-dir runs/x --export resources/models/m.safetensors --card" in card
+
+
+def test_initial_weights_from_resnet18_imagenet_or_a_whole_checkpoint(tmp_path):
+    import torch
+
+    from core.changestar import build_changestar
+    from core.errors import InputError
+    from core.train_detector import load_initial_weights
+
+    source = build_changestar("resnet18")
+    trunk = {f"{key}": value for key, value in source.encoder.resnet.state_dict().items()}
+    trunk["fc.weight"], trunk["fc.bias"] = torch.zeros(1000, 512), torch.zeros(1000)  # torchvision layout
+    torch.save(trunk, tmp_path / "resnet18_imagenet.pth")
+    target = build_changestar("resnet18")
+    load_initial_weights(target, tmp_path / "resnet18_imagenet.pth")
+    assert torch.equal(target.encoder.resnet.conv1.weight, source.encoder.resnet.conv1.weight)
+    assert not torch.equal(target.decoder.conv[0].weight, source.decoder.conv[0].weight)
+    torch.save({"model": source.state_dict()}, tmp_path / "changestar.pth")
+    load_initial_weights(target, tmp_path / "changestar.pth")
+    assert torch.equal(target.decoder.conv[0].weight, source.decoder.conv[0].weight)
+    with pytest.raises(InputError, match="resnet18"):
+        load_initial_weights(build_changestar("efficientnet_lite0"), tmp_path / "resnet18_imagenet.pth")
