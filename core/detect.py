@@ -22,7 +22,7 @@ import rasterio
 import torch
 from rasterio.warp import transform_bounds
 
-from .changestar import ChangeStar, load_detector
+from .changestar import ChangeStar, LoadedDetector, load_detector
 from .device import describe_device, pick_device
 from .errors import Canceled, InputError
 from .raster_io import (
@@ -112,11 +112,12 @@ def predict_array(
     return probability
 
 
-def _prepare_model(model: str | ChangeStar, device: torch.device) -> tuple[ChangeStar, float]:
+def _prepare_model(model, device: torch.device) -> tuple[ChangeStar, float]:
+    """A ChangeStar module (threshold 0.5), an already loaded detector (its threshold), or a name/path to load."""
     if isinstance(model, ChangeStar):
         return model.to(device).eval(), 0.5
-    loaded = load_detector(model, device)
-    return loaded.model, loaded.threshold
+    loaded = model if isinstance(model, LoadedDetector) else load_detector(model, device)
+    return loaded.model.to(device).eval(), loaded.threshold
 
 
 def _footprint_in(grid: RasterGrid, other: RasterGrid) -> tuple[float, float, float, float]:
@@ -201,7 +202,7 @@ def detect_change(
     probability_path: str | os.PathLike | None = None,
     vector_path: str | os.PathLike | None = None,
     threshold: float | None = None,
-    model: str | ChangeStar = "changestar_lite0",
+    model: str | ChangeStar | LoadedDetector = "changestar_lite0",
     bands: list[int] | str | None = None,
     bands_t2: list[int] | str | None = None,
     device: str = "auto",

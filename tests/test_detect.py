@@ -9,7 +9,7 @@ from affine import Affine
 from rasterio.crs import CRS
 from rasterio.warp import calculate_default_transform, reproject
 
-from core.changestar import ChangeStar, ChangeStarConfig, ChangeStarOutput, build_changestar
+from core.changestar import ChangeStar, ChangeStarConfig, ChangeStarOutput, LoadedDetector, build_changestar
 from core.detect import MASK_NODATA, detect_change, predict_array, write_change_polygons
 from core.errors import Canceled, InputError
 
@@ -177,6 +177,15 @@ def test_cancel_leaves_no_output(tmp_path):
             is_canceled=lambda: True,
         )
     assert list(tmp_path.glob("c.tif*")) == [] and not list(tmp_path.glob(".c.tif*"))
+
+
+def test_a_loaded_detector_brings_its_threshold(tmp_path):
+    t1, t2 = _scene(64, 64)
+    _write(tmp_path / "t1.tif", t1)
+    _write(tmp_path / "t2.tif", t2)
+    loaded = LoadedDetector(model=PixelDifference(), config={"threshold": 0.93})
+    result = detect_change(tmp_path / "t1.tif", tmp_path / "t2.tif", tmp_path / "c.tif", model=loaded)
+    assert result.threshold == 0.93
 
 
 def test_polygons_carry_their_area(tmp_path):
