@@ -57,6 +57,8 @@ class Settings:
     appearance: float = 0.5
     degrade: bool = True
     min_area: int = 48
+    remove_range: tuple[float, float] = (0.2, 0.8)  # share of a crop's buildings removed in a removal pair
+    create_max: int = 5  # objects created in a creation pair: 1..create_max
 
 
 def find_sources(folders: list[str | os.PathLike]) -> list[tuple[Path, Path]]:
@@ -257,8 +259,8 @@ def make_pair(sources, settings: Settings, index: int, generator=None, device="c
         state = LabelState.from_mask(mask)
         removes = kind in ("inpainting", "both", "changen")
         creates = kind in ("copy-paste", "both", "changen")
-        remove = float(rng.uniform(0.2, 0.8)) if removes else 0
-        count = int(rng.integers(1, 6)) if creates else 0
+        remove = float(rng.uniform(*settings.remove_range)) if removes else 0
+        count = int(rng.integers(1, settings.create_max + 1)) if creates else 0
         angle_range, scale_range = (-20.0, 20.0), (0.8, 1.2)
         creations = []  # on open ground; anywhere free only when a creation-only pair would have no change
         if count and settings.open_ground:
@@ -411,6 +413,17 @@ def add_arguments(parser) -> None:
         "--ground-texture", type=float, default=0.5, help="share of removals filled with texture"
     )
     parser.add_argument(
+        "--remove",
+        type=float,
+        nargs=2,
+        default=(0.2, 0.8),
+        metavar=("LOW", "HIGH"),
+        help="share of a crop's buildings removed per removal pair (lower it for a sparse-change set)",
+    )
+    parser.add_argument(
+        "--create-max", type=int, default=5, help="at most this many objects created per pair"
+    )
+    parser.add_argument(
         "--anywhere", action="store_true", help="paste objects anywhere free, not on open ground"
     )
     parser.add_argument("--model", default=DEFAULT_GENERATOR, help="generator for --method changen")
@@ -420,6 +433,10 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     if args.pairs < 1 or args.crop < 32:
         raise InputError("--pairs must be >= 1 and --crop >= 32")
+    if not 0.0 <= args.remove[0] <= args.remove[1] <= 1.0 or args.create_max < 1:
+        raise InputError(
+            "--remove takes LOW HIGH shares with 0 <= LOW <= HIGH <= 1; --create-max must be >= 1"
+        )
     if not all(0.0 <= share <= 1.0 for share in (args.star, args.ground_texture, args.appearance)):
         raise InputError("--star, --ground-texture and --appearance are shares between 0 and 1")
     settings = Settings(
@@ -434,6 +451,8 @@ def run(args) -> int:
         swap=not args.no_swap,
         ground_texture=args.ground_texture,
         open_ground=not args.anywhere,
+        remove_range=tuple(args.remove),
+        create_max=args.create_max,
     )
     generator, device = None, "cpu"
     if args.method == "changen":

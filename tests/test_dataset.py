@@ -131,6 +131,16 @@ def test_appearance_changes_stay_away_from_the_labelled_change(shared_data):
     assert changed_somewhere
 
 
+def test_remove_range_controls_change_prevalence(shared_data):
+    sources = find_sources([shared_data / "buildings" / "xbd_harvey"])
+
+    def mean_change(remove_range):
+        settings = Settings(method="inpainting", crop=128, seed=3, star=0.0, remove_range=remove_range)
+        return np.mean([make_pair(sources, settings, index)["change"].mean() for index in range(6)])
+
+    assert mean_change((0.05, 0.1)) < 0.5 * mean_change((0.7, 0.9))
+
+
 def test_realism_helpers():
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
