@@ -501,10 +501,11 @@ edit at all. Reference (findings.md, a similar model after ~3,250 steps): 3.1-3.
 | synthesized post image; rows: removal, creation, both, removal, creation, both.
 
 ## Speed
-`bench/bench_generator.py` (forward pass of a 512² tile, one thread, CPU time on the shared 2-core machine,
-2026-11-24): 32.8 GFLOP; fp32 0.91 s (36 GFLOP/s, 43 % of a measured 83 GFLOP/s float32 matmul peak);
-channels-last 0.73 s; bf16 autocast + channels-last 0.51 s (64 GFLOP/s). `load_generator` returns a
-channels-last model.
+`bench/bench_generator.py` (forward pass of a 512² tile on one thread, process CPU time on the shared 2-core
+machine, 2026-11-24, two runs): 32.8 GFLOP; fp32 0.69-0.91 s (36-48 GFLOP/s against a measured float32 matmul
+peak of 83-88 GFLOP/s); channels-last 0.67-0.73 s; bf16 autocast + channels-last 0.46-0.51 s (64-71 GFLOP/s;
+largest difference to fp32 with these weights 0.06 on the [-1, 1] scale). Peak memory ~0.8 GB.
+`load_generator` returns a channels-last model.
 
 ## Limitations
 - Pre-event buildings are regenerated from the mask by design (the paper's masking): unchanged buildings keep
