@@ -445,3 +445,30 @@ def test_detect_results_load_styled(provider, small_detector, shared_data, tmp_p
         assert outline.strokeColor().name() == "#e31a1c"
     finally:
         project.removeMapLayers([layer.id() for layer in loaded.values()])
+
+
+def test_synthesize_with_the_shipped_generator(provider, joplin_crop, shared_data, tmp_path):
+    """The default method: the shipped Changen generator, on the 384² crop, one step."""
+    import processing
+
+    results = processing.run(
+        "changen:synthesize",
+        {
+            "INPUT": str(joplin_crop),
+            "BUILDINGS": str(shared_data / JOPLIN_FOOTPRINTS),
+            "REMOVE": 2,
+            "CREATE": 1,
+            "SEED": 3,
+            "DEVICE": 1,  # CPU
+            "OUTPUT": str(tmp_path / "out"),
+        },
+    )
+    log = json.loads(Path(results["EVENT_LOG"]).read_text())
+    assert log["method"] == "changen" and log["device"].startswith("CPU")
+    source, source_profile = _read(joplin_crop)
+    post, post_profile = _read(results["POST_IMAGE"])
+    assert post.shape == source.shape and post_profile["transform"] == source_profile["transform"]
+    changed = _read(results["CHANGE"])[0][0] > 0
+    assert results["REMOVED"] == 2 and changed.any()
+    difference = np.abs(post.astype(int) - source.astype(int)).mean(axis=0)
+    assert difference[changed].mean() > difference[~changed].mean()
