@@ -472,3 +472,29 @@ def test_synthesize_with_the_shipped_generator(provider, joplin_crop, shared_dat
     assert results["REMOVED"] == 2 and changed.any()
     difference = np.abs(post.astype(int) - source.astype(int)).mean(axis=0)
     assert difference[changed].mean() > difference[~changed].mean()
+
+
+def test_synthesize_results_load_into_the_project(provider, joplin_crop, shared_data, tmp_path):
+    """As from the toolbox: the last post-event image and its change mask load as layers."""
+    import processing
+    from qgis.core import QgsProject
+
+    project = QgsProject.instance()
+    before = set(project.mapLayers())
+    processing.runAndLoadResults(
+        "changen:synthesize",
+        {
+            "INPUT": str(joplin_crop),
+            "BUILDINGS": str(shared_data / JOPLIN_FOOTPRINTS),
+            "METHOD": 1,
+            "REMOVE": 0,
+            "CREATE": 1,
+            "OUTPUT": str(tmp_path / "out"),
+        },
+    )
+    loaded = [layer for key, layer in project.mapLayers().items() if key not in before]
+    try:
+        assert sorted(Path(layer.source()).name for layer in loaded) == ["change_t1.tif", "image_t1.tif"]
+        assert all(layer.crs().authid() == "EPSG:32615" for layer in loaded)
+    finally:
+        project.removeMapLayers([layer.id() for layer in loaded])
