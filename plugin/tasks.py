@@ -365,6 +365,18 @@ def cached_generator(model: str, device):
         return _GENERATORS[key]
 
 
+def generator_is_cached(model: str, device_choice: str) -> bool:
+    from ..core.device import pick_device
+    from ..core.synthesize import DEFAULT_GENERATOR
+
+    try:
+        device = pick_device(device_choice)
+    except (RuntimeError, ValueError):
+        return False
+    with _GENERATOR_LOCK:
+        return (model or DEFAULT_GENERATOR, str(device)) in _GENERATORS
+
+
 def warm_up_job(model: str, device_choice: str) -> Callable:
     """A job loading the generator into the cache ahead of the first preview; returns the device description."""
 

@@ -13,7 +13,15 @@ import time
 import traceback
 from pathlib import Path
 
-from qgis.core import QgsCoordinateTransform, QgsProject, QgsRasterLayer, QgsRectangle, QgsVectorLayer
+from qgis.core import (
+    QgsApplication,
+    QgsCoordinateTransform,
+    QgsPointXY,
+    QgsProject,
+    QgsRasterLayer,
+    QgsRectangle,
+    QgsVectorLayer,
+)
 from qgis.gui import QgsMapMouseEvent
 from qgis.PyQt.QtCore import QEvent, QPoint, Qt, QTimer
 from qgis.PyQt.QtWidgets import QApplication, QDockWidget
@@ -62,12 +70,46 @@ def add_collapsed(*layers):
     settle(0.5)
 
 
-def click(tool, canvas, layer, point, button=Qt.LeftButton):
+def canvas_pixel(canvas, layer, point) -> QPoint:
     to_map = QgsCoordinateTransform(layer.crs(), canvas.mapSettings().destinationCrs(), QgsProject.instance())
     device = canvas.getCoordinateTransform().transform(to_map.transform(point))
-    pixel = QPoint(round(device.x()), round(device.y()))
+    return QPoint(round(device.x()), round(device.y()))
+
+
+def move(tool, canvas, layer, point):
+    pixel = canvas_pixel(canvas, layer, point)
     tool.canvasMoveEvent(QgsMapMouseEvent(canvas, QEvent.MouseMove, pixel, Qt.NoButton))
+
+
+def click(tool, canvas, layer, point, button=Qt.LeftButton):
+    move(tool, canvas, layer, point)
+    pixel = canvas_pixel(canvas, layer, point)
     tool.canvasReleaseEvent(QgsMapMouseEvent(canvas, QEvent.MouseButtonRelease, pixel, button))
+
+
+def free_spots(session, source_fid, view, angle, scale) -> list:
+    """Points of the view (image CRS) where a rotated copy of the source would stand on open ground next to other
+    buildings (4–20 m from the nearest footprint), nearest first and 60 m apart."""
+    from changen.plugin.map_tools import placed_outline
+
+    to_layer = QgsCoordinateTransform(session.work_crs, session.layer.crs(), QgsProject.instance())
+    taken = [session.geometry(f.id()) for f in session.layer.getFeatures(to_layer.transformBoundingBox(view))]
+    shape = session.geometry(source_fid)
+    candidates = []
+    for i in range(2, 19):
+        for j in range(2, 19):
+            point = QgsPointXY(
+                view.xMinimum() + view.width() * i / 20, view.yMinimum() + view.height() * j / 20
+            )
+            outline = placed_outline(shape, point, angle, scale)
+            gap = min(outline.distance(other) for other in taken)
+            if 4.0 <= gap <= 20.0:
+                candidates.append((gap, point))
+    spots = []
+    for _, point in sorted(candidates, key=lambda item: item[0]):
+        if all(point.distance(other) > 60 for other in spots):
+            spots.append(point)
+    return spots
 
 
 def shipped(prefix: str) -> bool:
@@ -116,16 +158,21 @@ def synthesize_steps(dock):
     for feature in in_view[:4]:
         click(tab.remove_tool, canvas, buildings, feature.geometry().pointOnSurface().asPoint())
     checks["removed_marked"] = len(tab.session.removed)
-    if method != "inpainting":
-        tab.create_button.setChecked(True)
-        source = in_view[5]
-        click(tab.create_tool, canvas, buildings, source.geometry().pointOnSurface().asPoint())
-        tab.angle.setValue(30)
-        corner = to_image.transform(source.geometry().pointOnSurface().asPoint())
-        target = canvas.mapSettings().extent().center()
-        click(tab.create_tool, canvas, image, target if corner.distance(target) > 30 else corner)
+    # Two copies of a building on open ground, and the live outline of a third under the mouse.
+    tab.create_button.setChecked(True)
+    source = in_view[5]
+    click(tab.create_tool, canvas, buildings, source.geometry().pointOnSurface().asPoint())
+    tab.angle.setValue(30)
+    spots = free_spots(tab.session, source.id(), view, 30.0, 1.0)
+    for spot in spots[:2]:
+        click(tab.create_tool, canvas, image, spot)
+    if len(spots) > 2:
+        move(tab.create_tool, canvas, image, spots[2])
     checks["placements_marked"] = len(tab.session.placements)
     grab("01_edits")
+    if method == "inpainting":  # inpainting paints removals only: keep the preview honest
+        while tab.session.placements:
+            tab.session.undo()
 
     task = tab.preview()
     latency = wait_for(lambda: not tab.preview_runner.busy)
@@ -215,11 +262,16 @@ def _run_and_quit():
         run_workflow()
     except Exception:  # the test reads the traceback from the JSON
         checks["error"] = traceback.format_exc()
+    QgsProject.instance().removeAllMapLayers()
+    QgsProject.instance().setDirty(False)
+    settle(0.5)
+    try:  # QGIS asks about running tasks before quitting (a modal dialog): they must all have ended
+        wait_for(lambda: QgsApplication.taskManager().countActiveTasks() == 0, timeout=120)
+    except TimeoutError:
+        checks.setdefault("error", "background tasks were still running at exit")
     path = OUT / "checks.json"
     path.with_suffix(".tmp").write_text(json.dumps(checks, indent=2))
     os.replace(path.with_suffix(".tmp"), path)
-    QgsProject.instance().removeAllMapLayers()
-    QgsProject.instance().setDirty(False)
     iface.actionExit().trigger()
 
 

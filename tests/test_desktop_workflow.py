@@ -38,7 +38,7 @@ def test_desktop_workflow_on_real_data(tmp_path, shared_data):
     assert "error" not in report, report.get("error")
 
     assert report["device"].startswith("Device:")
-    assert report["removed_marked"] == 4
+    assert report["removed_marked"] == 4 and report["placements_marked"] == 2
     assert report["preview_layers"] == 1 and report["preview_layers_after_second"] == 1
     assert report["outline_features"] >= 4
     assert report["export_folders"] and {"image_t0.tif", "image_t1.tif", "change_polygons.gpkg"} <= set(

@@ -43,6 +43,7 @@ from ..plugin.tasks import (
     PlacementSpec,
     SynthesisRequest,
     export_job,
+    generator_is_cached,
     preview_job,
     random_edits,
     warm_up_job,
@@ -206,6 +207,8 @@ class SynthesizeTab(QWidget):
         if self.method.currentData() != "changen":
             return
         settings = load_settings()
+        if generator_is_cached(settings.generator_model, settings.device):
+            return
         self.warm_up_runner.submit(
             "Changen: loading the generator", warm_up_job(settings.generator_model, settings.device)
         )
