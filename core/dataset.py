@@ -8,8 +8,8 @@ Output: `OUT/<k:06d>/{t1,t2}.png` (RGB), `mask_t1.png`, `mask_t2.png` (building 
 255), `meta.json`; `OUT/dataset.json` holds the settings.
 
 Realism tricks (on by default; `../shared/notes/findings.md`): independent colour/brightness jitter, blur/noise
-per date, unlabelled appearance change in t2 (recoloured ground, shadows, re-coloured kept roofs: the negatives
-that raise a detector's precision), 0–2 px misregistration of t2, random t1/t2 swap, a share of STAR pairs (t2 = another crop, change = XOR of the
+per date, unlabelled appearance change in t2 (recoloured ground, shadows, re-coloured kept roofs, roofs leaning
+0–3 px as seen from another angle: the negatives that raise a detector's precision), 0–2 px misregistration of t2, random t1/t2 swap, a share of STAR pairs (t2 = another crop, change = XOR of the
 masks), half of the inpainted removals filled with ground texture, and objects pasted onto open ground (not on
 vegetation, shadow or water, away from buildings).
 """
@@ -55,6 +55,7 @@ class Settings:
     ground_texture: float = 0.5
     open_ground: bool = True
     appearance: float = 0.5
+    lean: float = 0.3
     degrade: bool = True
     min_area: int = 48
     remove_range: tuple[float, float] = (0.2, 0.8)  # share of a crop's buildings removed in a removal pair
@@ -227,6 +228,28 @@ def appearance_changes(image, kept_buildings, change, rng, count) -> np.ndarray:
     return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
 
 
+def building_lean(image, kept_buildings, change, rng, max_shift: float = 3.0) -> np.ndarray:
+    """Unlabelled off-nadir lean: the roofs of buildings that stay move by one random sub-pixel offset of up to
+    `max_shift` px (parallax from another view angle); uncovered ground is inpainted. The labelled change and
+    its 4-px surroundings keep their pixels."""
+    if not kept_buildings.any():
+        return image
+    dy, dx = rng.uniform(-max_shift, max_shift, size=2)
+    matrix = np.float32([[1, 0, dx], [0, 1, dy]])
+    height, width = kept_buildings.shape
+    moved = cv2.warpAffine(
+        image, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+    )
+    roofs = cv2.warpAffine(kept_buildings.astype(np.float32), matrix, (width, height), flags=cv2.INTER_LINEAR)
+    uncovered = (kept_buildings & (roofs < 0.5)).astype(np.uint8)
+    out = cv2.inpaint(image, uncovered, 3, cv2.INPAINT_TELEA) if uncovered.any() else image.copy()
+    alpha = roofs[..., None]
+    out = np.clip(np.rint(out * (1.0 - alpha) + moved * alpha), 0, 255).astype(np.uint8)
+    protected = cv2.dilate(change.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
+    out[protected] = image[protected]
+    return out
+
+
 def degrade(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """One date's sensor look: sometimes a slight blur (or sharpening) and sensor noise."""
     out = image.astype(np.float32)
@@ -297,6 +320,9 @@ def make_pair(sources, settings: Settings, index: int, generator=None, device="c
     if settings.appearance > 0 and rng.random() < settings.appearance:
         meta["appearance_changes"] = int(rng.integers(1, 4))
         t2 = appearance_changes(t2, mask & mask_2, change, rng, meta["appearance_changes"])
+    if settings.lean > 0 and rng.random() < settings.lean:
+        meta["lean"] = True
+        t2 = building_lean(t2, mask & mask_2, change, rng)
     if settings.degrade:
         t1, t2 = degrade(t1, rng), degrade(t2, rng)
     if settings.jitter:
@@ -404,6 +430,12 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--appearance", type=float, default=0.5, help="share of pairs with unlabelled appearance change in t2"
     )
+    parser.add_argument(
+        "--lean",
+        type=float,
+        default=0.3,
+        help="share of pairs whose kept roofs shift 0-3 px in t2 (parallax)",
+    )
     parser.add_argument("--no-degrade", action="store_true", help="no per-date blur/sharpening and noise")
     parser.add_argument(
         "--misregistration", type=float, default=2.0, help="max t2 shift in pixels (0 = none)"
@@ -437,8 +469,8 @@ def run(args) -> int:
         raise InputError(
             "--remove takes LOW HIGH shares with 0 <= LOW <= HIGH <= 1; --create-max must be >= 1"
         )
-    if not all(0.0 <= share <= 1.0 for share in (args.star, args.ground_texture, args.appearance)):
-        raise InputError("--star, --ground-texture and --appearance are shares between 0 and 1")
+    if not all(0.0 <= share <= 1.0 for share in (args.star, args.ground_texture, args.appearance, args.lean)):
+        raise InputError("--star, --ground-texture, --appearance and --lean are shares between 0 and 1")
     settings = Settings(
         method=args.method,
         crop=args.crop,
@@ -446,6 +478,7 @@ def run(args) -> int:
         star=args.star,
         jitter=not args.no_jitter,
         appearance=args.appearance,
+        lean=args.lean,
         degrade=not args.no_degrade,
         misregistration=args.misregistration,
         swap=not args.no_swap,

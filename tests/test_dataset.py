@@ -11,6 +11,7 @@ from core.dataset import (
     PAIR_FILES,
     Settings,
     appearance_changes,
+    building_lean,
     find_sources,
     generate,
     jitter_colours,
@@ -101,6 +102,7 @@ def test_without_tricks_unchanged_pixels_stay_identical(shared_data):
         misregistration=0.0,
         swap=False,
         appearance=0.0,
+        lean=0.0,
         degrade=False,
     )
     sources = find_sources([shared_data / "buildings" / "xbd_harvey"])
@@ -139,6 +141,19 @@ def test_remove_range_controls_change_prevalence(shared_data):
         return np.mean([make_pair(sources, settings, index)["change"].mean() for index in range(6)])
 
     assert mean_change((0.05, 0.1)) < 0.5 * mean_change((0.7, 0.9))
+
+
+def test_building_lean_moves_kept_roofs_only(shared_data):
+    sources = find_sources([shared_data / "buildings" / "xbd_harvey"])
+    pair = make_pair(sources, Settings(method="inpainting", crop=128, seed=4, star=0.0), 0)
+    kept = pair["mask_t1"] & pair["mask_t2"]
+    assert kept.any()
+    image = pair["t1"]
+    out = building_lean(image, kept, pair["change"], np.random.default_rng(0))
+    differs = (out != image).any(axis=2)
+    near_roofs = cv2.dilate(kept.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
+    assert differs.any() and not differs[~near_roofs].any()
+    assert not differs[pair["change"]].any()
 
 
 def test_realism_helpers():
