@@ -188,6 +188,10 @@ class EditOverlay:
         for placement in self.session.placements:
             self.placed_band.addGeometry(placement.outline, crs)
 
+    def set_visible(self, visible: bool) -> None:
+        for band in (self.removed_band, self.placed_band):
+            band.setVisible(visible)
+
     def remove(self) -> None:
         self.session.changed.disconnect(self.refresh)
         for band in (self.removed_band, self.placed_band):
@@ -339,8 +343,13 @@ class CreateBuildingTool(QgsMapTool):
         else:
             event.ignore()
 
+    def activate(self):
+        self.source_band.setVisible(True)
+        super().activate()
+
     def deactivate(self):
         self.live_band.reset(QgsWkbTypes.PolygonGeometry)
+        self.source_band.setVisible(False)
         super().deactivate()
 
     def remove_bands(self) -> None:

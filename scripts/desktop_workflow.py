@@ -197,7 +197,9 @@ def synthesize_steps(dock):
     checks["preview_layers_after_second"] = len(QgsProject.instance().mapLayersByName("post-event preview"))
     buildings_node = QgsProject.instance().layerTreeRoot().findLayer(buildings.id())
     buildings_node.setItemVisibilityChecked(False)
+    tab.show_edits.setChecked(False)
     grab("03_preview_no_footprints")
+    tab.show_edits.setChecked(True)
     buildings_node.setItemVisibilityChecked(True)
 
     export_parent = OUT / "export"

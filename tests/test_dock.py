@@ -77,6 +77,10 @@ def test_tool_buttons_install_and_remove_map_tools(joplin, qgis_iface):
     assert not tab.remove_button.isChecked()
     tab.angle.setValue(45)
     assert tab.create_tool.angle == 45
+    tab.show_edits.setChecked(False)
+    assert not tab.overlay.removed_band.isVisible() and not tab.overlay.placed_band.isVisible()
+    tab.show_edits.setChecked(True)
+    assert tab.overlay.removed_band.isVisible()
     tab.close_tools()
     assert canvas.mapTool() is None
     assert not tab.create_button.isChecked()

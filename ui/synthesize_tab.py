@@ -18,6 +18,7 @@ from qgis.core import (
 from qgis.gui import QgsMapLayerComboBox
 from qgis.PyQt.QtCore import QVariant
 from qgis.PyQt.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QFileDialog,
     QFormLayout,
@@ -122,6 +123,11 @@ class SynthesizeTab(QWidget):
         self.undo_button = button("Undo", "ChangenUndo")
         self.clear_button = button("Clear", "ChangenClear")
         edit_form.addRow(row(self.undo_button, self.clear_button))
+        self.show_edits = QCheckBox("Show edits on the map")
+        self.show_edits.setObjectName("ChangenShowEdits")
+        self.show_edits.setChecked(True)
+        self.show_edits.setToolTip("Hide the red/green outlines to compare the preview with the image.")
+        edit_form.addRow(self.show_edits)
         self.edit_summary = QLabel("No edits.")
         self.edit_summary.setObjectName("ChangenEditSummary")
         self.edit_summary.setWordWrap(True)
@@ -187,6 +193,7 @@ class SynthesizeTab(QWidget):
         self.undo_button.clicked.connect(lambda: self.session and self.session.undo())
         self.clear_button.clicked.connect(lambda: self.session and self.session.clear())
         self.random_button.clicked.connect(self.random_events)
+        self.show_edits.toggled.connect(lambda shown: self.overlay and self.overlay.set_visible(shown))
         self.angle.valueChanged.connect(lambda value: self.create_tool and self.create_tool.set_angle(value))
         self.scale.valueChanged.connect(lambda value: self.create_tool and self.create_tool.set_scale(value))
         self.method.currentIndexChanged.connect(self._method_changed)
@@ -270,6 +277,7 @@ class SynthesizeTab(QWidget):
             buildings = self.buildings_layer()
             self.session = EditSession(buildings, self.image_layer().crs())
             self.overlay = EditOverlay(self.canvas, self.session)
+            self.overlay.set_visible(self.show_edits.isChecked())
             self.session.changed.connect(self._edits_changed)
         return self.session
 
