@@ -8,12 +8,15 @@ QGIS runs this file with `exec` before its event loop starts, so the work is sch
 
 import json
 import os
+import time
 import traceback
 
 from qgis.core import QgsApplication, QgsFillSymbol, QgsProject, QgsRasterLayer, QgsVectorLayer
 from qgis.PyQt.QtCore import QTimer
 from qgis.PyQt.QtWidgets import QApplication, QDockWidget, QLabel
 from qgis.utils import active_plugins, iface
+
+TASK_WAIT_SECONDS = 120
 
 
 def _geo_stack_checks() -> dict:
@@ -90,6 +93,16 @@ def _run_and_quit():
     with open(path + ".tmp", "w") as handle:
         json.dump(report, handle, indent=2)
     os.replace(path + ".tmp", path)
+    _quit_when_idle(time.monotonic() + TASK_WAIT_SECONDS)
+
+
+def _quit_when_idle(deadline: float):
+    """Quit once background tasks (e.g. the dock's model warm-up) are done: with a task running, QGIS asks
+    whether to quit in a modal dialog nobody can answer under Xvfb."""
+    if QgsApplication.taskManager().countActiveTasks() and time.monotonic() < deadline:
+        QTimer.singleShot(250, lambda: _quit_when_idle(deadline))
+        return
+    QgsApplication.taskManager().cancelAll()
     QgsProject.instance().removeAllMapLayers()
     QgsProject.instance().setDirty(False)
     iface.actionExit().trigger()

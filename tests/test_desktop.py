@@ -13,7 +13,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO_ROOT / "artifacts" / "desktop"
 
 
-def run_qgis_desktop(code: Path, workdir: Path, env: dict[str, str], timeout: float = 180) -> str:
+def run_qgis_desktop(code: Path, workdir: Path, env: dict[str, str], timeout: float = 300) -> str:
     """Start `qgis --code code` in a fresh profile under `workdir` and return its console output.
 
     The profile links this repository as the `changen` plugin; QGIS's Python sees the project's venv packages.
