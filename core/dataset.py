@@ -380,6 +380,11 @@ def parse_shard(text: str) -> tuple[int, int]:
     return shard, count
 
 
+def launcher_shard() -> str:
+    """This process's shard from a launcher's environment (torchrun sets RANK and WORLD_SIZE)."""
+    return f"{os.environ.get('RANK', '0')}/{os.environ.get('WORLD_SIZE', '1')}"
+
+
 def generate(
     sources: list[tuple[Path, Path]],
     settings: Settings,
@@ -422,7 +427,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--method", choices=DATASET_METHODS, default="mixed")
     parser.add_argument("--pairs", type=int, required=True, help="total number of pairs (over all shards)")
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--shard", default="0/1", help="i/n: write pairs k with k %% n == i")
+    parser.add_argument(
+        "--shard",
+        help="i/n: write pairs k with k %% n == i (default: RANK/WORLD_SIZE under torchrun, else 0/1)",
+    )
     parser.add_argument("--crop", type=int, default=256, help="pair size in pixels")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--star", type=float, default=0.35, help="share of STAR pairs (another crop as t2)")
@@ -500,7 +508,7 @@ def run(args) -> int:
         settings,
         args.pairs,
         Path(args.out),
-        parse_shard(args.shard),
+        parse_shard(args.shard or launcher_shard()),
         generator,
         device,
     )

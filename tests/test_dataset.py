@@ -55,6 +55,13 @@ def test_shards_cover_every_pair_once_and_match_an_unsharded_run(sources, tmp_pa
     assert json.loads((tmp_path / "whole" / "dataset.json").read_text())["pairs"] == 7
 
 
+def test_shard_defaults_to_the_launcher_rank(sources, tmp_path, monkeypatch):
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    _generate(sources, tmp_path, "--pairs", "5", "--method", "copy-paste")
+    assert _pairs(tmp_path) == ["000001", "000003"]
+
+
 def test_resume_skips_finished_pairs_and_redoes_unfinished_ones(sources, tmp_path, capsys):
     _generate(sources, tmp_path, "--pairs", "4", "--method", "inpainting")
     finished = tmp_path / "000001" / "t2.png"
