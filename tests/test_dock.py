@@ -77,13 +77,23 @@ def test_tool_buttons_install_and_remove_map_tools(joplin, qgis_iface):
     assert not tab.remove_button.isChecked()
     tab.angle.setValue(45)
     assert tab.create_tool.angle == 45
+    tab.close_tools()
+    assert canvas.mapTool() is None
+    assert not tab.create_button.isChecked()
+
+
+def test_edit_outlines_show_with_the_synthesize_tab_only(joplin, dock):
+    _, _, tab = joplin
+    tab._ensure_session()
+    assert tab.overlay.removed_band.isVisible()
     tab.show_edits.setChecked(False)
     assert not tab.overlay.removed_band.isVisible() and not tab.overlay.placed_band.isVisible()
     tab.show_edits.setChecked(True)
     assert tab.overlay.removed_band.isVisible()
-    tab.close_tools()
-    assert canvas.mapTool() is None
-    assert not tab.create_button.isChecked()
+    dock.tabs.setCurrentWidget(dock.detect_tab)
+    assert not tab.overlay.removed_band.isVisible()
+    dock.tabs.setCurrentWidget(tab)
+    assert tab.overlay.placed_band.isVisible()
 
 
 def test_random_events_mark_buildings_with_the_seed(joplin):

@@ -131,7 +131,9 @@ class DetectTab(QWidget):
             return
         result = outcome.result
         t1 = self.t1_combo.currentLayer()
-        group = layer_io.result_group(f"Changen detection: {t1.name() if t1 else 't1'} → t2", above=t1)
+        group = layer_io.result_group(
+            f"Changen detection: {t1.name() if t1 else 't1'} → t2"
+        )  # on top of both dates
         polygons = QgsVectorLayer(result.polygons_path, "change polygons", "ogr")
         layer_io.style_outline(polygons, "255,0,0,255", 0.7)
         layer_io.add_layer(polygons, group=group)

@@ -42,6 +42,11 @@ class ChangenDock(QDockWidget):
             self.detect_tab = DetectTab(iface, body)
             self.tabs.addTab(self.synthesize_tab, "Synthesize")
             self.tabs.addTab(self.detect_tab, "Detect")
+            self.tabs.currentChanged.connect(
+                lambda _: self.synthesize_tab.set_current_tab(
+                    self.tabs.currentWidget() is self.synthesize_tab
+                )
+            )
             self.settings_button.clicked.connect(self.open_settings)
             self.show_device()
         else:

@@ -76,6 +76,7 @@ class SynthesizeTab(QWidget):
         self.last_preview_seconds: float | None = None
         self._started = 0.0
         self._chosen_layers = None
+        self.is_current_tab = True
         self._build()
         self.preview_runner = LatestRequestRunner(self._preview_done, discard=_remove_dir_of, owner=self)
         self.export_runner = LatestRequestRunner(self._export_done, discard=_remove_dir_of, owner=self)
@@ -193,7 +194,7 @@ class SynthesizeTab(QWidget):
         self.undo_button.clicked.connect(lambda: self.session and self.session.undo())
         self.clear_button.clicked.connect(lambda: self.session and self.session.clear())
         self.random_button.clicked.connect(self.random_events)
-        self.show_edits.toggled.connect(lambda shown: self.overlay and self.overlay.set_visible(shown))
+        self.show_edits.toggled.connect(self._show_overlay)
         self.angle.valueChanged.connect(lambda value: self.create_tool and self.create_tool.set_angle(value))
         self.scale.valueChanged.connect(lambda value: self.create_tool and self.create_tool.set_scale(value))
         self.method.currentIndexChanged.connect(self._method_changed)
@@ -277,9 +278,18 @@ class SynthesizeTab(QWidget):
             buildings = self.buildings_layer()
             self.session = EditSession(buildings, self.image_layer().crs())
             self.overlay = EditOverlay(self.canvas, self.session)
-            self.overlay.set_visible(self.show_edits.isChecked())
+            self._show_overlay()
             self.session.changed.connect(self._edits_changed)
         return self.session
+
+    def _show_overlay(self, *_):
+        if self.overlay is not None:
+            self.overlay.set_visible(self.show_edits.isChecked() and self.is_current_tab)
+
+    def set_current_tab(self, current: bool) -> None:
+        """The edit outlines belong to this tab: the dock hides them while another tab is shown."""
+        self.is_current_tab = current
+        self._show_overlay()
 
     def _reset_session(self):
         self._unset_tools()
