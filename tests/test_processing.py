@@ -498,3 +498,20 @@ def test_synthesize_results_load_into_the_project(provider, joplin_crop, shared_
         assert all(layer.crs().authid() == "EPSG:32615" for layer in loaded)
     finally:
         project.removeMapLayers([layer.id() for layer in loaded])
+
+
+def test_detect_names_a_missing_model_and_the_fix(provider, shared_data, tmp_path):
+    import processing
+
+    t1, t2 = (shared_data / name for name in LEVIR_PAIR)
+    with pytest.raises(QgsProcessingException, match="no_such_detector.*Shipped models"):
+        processing.run(
+            "changen:detect",
+            {
+                "T1": str(t1),
+                "T2": str(t2),
+                "MODEL": "no_such_detector",
+                "OUTPUT": str(tmp_path / "change.tif"),
+            },
+        )
+    assert list(tmp_path.iterdir()) == []
