@@ -1,6 +1,7 @@
 """The Changen Processing provider: each algorithm through `processing.run` and through `qgis_process`."""
 
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -207,6 +208,16 @@ LEVIR_PAIR = ("georef/levir_dev/test_77_0512_0256_A.tif", "georef/levir_dev/test
 
 
 @pytest.fixture(scope="module")
+def levir_pair(shared_data, tmp_path_factory) -> tuple[Path, Path]:
+    """Copies of a real LEVIR-CD pair (QGIS may write .aux.xml statistics beside the layers it opens)."""
+    folder = tmp_path_factory.mktemp("levir")
+    copies = tuple(folder / Path(name).name for name in LEVIR_PAIR)
+    for name, copy in zip(LEVIR_PAIR, copies, strict=True):
+        shutil.copyfile(shared_data / name, copy)
+    return copies
+
+
+@pytest.fixture(scope="module")
 def small_detector(tmp_path_factory) -> Path:
     """An untrained, narrow ChangeStar saved as a model file: these tests check the adapter (grids, files,
     thresholds, polygons), not detection quality (that is tests/test_detect.py and bench/)."""
@@ -228,10 +239,10 @@ def _feature_count(gpkg: str) -> int:
     return int(pyogrio.read_info(gpkg, layer="changes")["features"])
 
 
-def test_detect_through_processing_run(provider, small_detector, shared_data, tmp_path):
+def test_detect_through_processing_run(provider, small_detector, levir_pair, tmp_path):
     import processing
 
-    t1, t2 = (shared_data / name for name in LEVIR_PAIR)
+    t1, t2 = levir_pair
     feedback = RecordingFeedback()
     results = {}
     for threshold in (0.3, 0.7):
@@ -265,10 +276,10 @@ def test_detect_through_processing_run(provider, small_detector, shared_data, tm
     assert low["POLYGON_COUNT"] == _feature_count(low["POLYGONS"])
 
 
-def test_detect_threshold_defaults_to_the_model(provider, small_detector, shared_data, tmp_path):
+def test_detect_threshold_defaults_to_the_model(provider, small_detector, levir_pair, tmp_path):
     import processing
 
-    t1, t2 = (shared_data / name for name in LEVIR_PAIR)
+    t1, t2 = levir_pair
     results = processing.run(
         "changen:detect",
         {"T1": str(t1), "T2": str(t2), "MODEL": str(small_detector), "OUTPUT": str(tmp_path / "change.tif")},
@@ -278,10 +289,10 @@ def test_detect_threshold_defaults_to_the_model(provider, small_detector, shared
     assert sorted(p.name for p in tmp_path.iterdir()) == ["change.tif"]
 
 
-def test_detect_cancel_leaves_no_output(provider, small_detector, shared_data, tmp_path):
+def test_detect_cancel_leaves_no_output(provider, small_detector, levir_pair, tmp_path):
     import processing
 
-    t1, t2 = (shared_data / name for name in LEVIR_PAIR)
+    t1, t2 = levir_pair
     feedback = RecordingFeedback(cancel_after=0)
     with pytest.raises(QgsProcessingException, match="cancel"):
         processing.run(
@@ -299,8 +310,8 @@ def test_detect_cancel_leaves_no_output(provider, small_detector, shared_data, t
     assert list(tmp_path.iterdir()) == []
 
 
-def test_detect_through_qgis_process(qgis_process_with_plugin, small_detector, shared_data, tmp_path):
-    t1, t2 = (shared_data / name for name in LEVIR_PAIR)
+def test_detect_through_qgis_process(qgis_process_with_plugin, small_detector, levir_pair, tmp_path):
+    t1, t2 = levir_pair
     results = run_algorithm(
         qgis_process_with_plugin,
         "changen:detect",
@@ -413,12 +424,12 @@ def test_algorithms_run_as_background_tasks_like_the_toolbox_and_batch_mode(
     assert all(results["CREATED"] == 1 for _, results in outcomes)
 
 
-def test_detect_results_load_styled(provider, small_detector, shared_data, tmp_path):
+def test_detect_results_load_styled(provider, small_detector, levir_pair, tmp_path):
     """As from the toolbox: results load into the project, probabilities and polygons styled."""
     import processing
     from qgis.core import QgsProject, QgsSingleBandPseudoColorRenderer
 
-    t1, t2 = (shared_data / name for name in LEVIR_PAIR)
+    t1, t2 = levir_pair
     project = QgsProject.instance()
     before = set(project.mapLayers())
     processing.runAndLoadResults(
@@ -500,10 +511,10 @@ def test_synthesize_results_load_into_the_project(provider, joplin_crop, shared_
         project.removeMapLayers([layer.id() for layer in loaded])
 
 
-def test_detect_names_a_missing_model_and_the_fix(provider, shared_data, tmp_path):
+def test_detect_names_a_missing_model_and_the_fix(provider, levir_pair, tmp_path):
     import processing
 
-    t1, t2 = (shared_data / name for name in LEVIR_PAIR)
+    t1, t2 = levir_pair
     with pytest.raises(QgsProcessingException, match="no_such_detector.*Shipped models"):
         processing.run(
             "changen:detect",
