@@ -16,6 +16,8 @@ sys.path.insert(0, str(_PLUGIN_PARENT))
 # QGIS writes settings into its config path: keep it away from the user's profile.
 os.environ.setdefault("QGIS_CUSTOM_CONFIG_PATH", tempfile.mkdtemp(prefix="changen-qgis-config-"))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# GDAL/QGIS must not write .aux.xml statistics beside the (read-only) shared data.
+os.environ["GDAL_PAM_ENABLED"] = "NO"
 
 
 @pytest.fixture(scope="session")
