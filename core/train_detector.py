@@ -544,6 +544,17 @@ def write_model_card(path: Path, name: str, config: dict, reports: list[dict]) -
                 f"{100 * score['f1']:.1f} | {100 * score['iou']:.1f} |"
             )
         lines.append("")
+    lines += [
+        "## Limitations",
+        "- Trained for building change (new, removed, restyled-but-unchanged buildings). DSIFN labels general "
+        "land-cover change (fields, roads, water) that the synthetic pairs never show: expect scores there near or "
+        "below the classical references.",
+        "- Change is predicted at stride 4 and upsampled ×4: outlines are rounded; small objects (< ~8 px) are missed.",
+        "- Detection defaults to bf16 autocast on CPUs with native bf16 (2–3× faster); on LEVIR-CD dev it moved F1 by "
+        "< 0.5 points against fp32 (`--precision fp32` to turn it off).",
+        "- A few real dev tiles per dataset: differences of a few F1 points are noise.",
+        "",
+    ]
     run_dir = train_args.get("run_dir", "runs/detector_lite0")
     lines += [
         "## Reproduce, continue, export",
