@@ -7,10 +7,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
+from .events import simulate_series
 from .paths import shared_data_dir
 
 DEMO_MASK = "buildings/xbd_harvey/masks/hurricane-harvey_00000001_pre_disaster.png"
 DEMO_SEED = 3
+# Joplin 2011 tornado: a georeferenced pre-event chip, the post-event chip on the same grid, building footprints.
+JOPLIN_PRE = "georef/joplin/chips/pre/0_pre.tif"
+JOPLIN_POST = "georef/joplin/chips/post/0_post.tif"
+JOPLIN_FOOTPRINTS = "georef/joplin/footprints_2020.geojson"
 
 
 def add_arguments(parser) -> None:
@@ -20,7 +27,6 @@ def add_arguments(parser) -> None:
 def events_step(out: Path) -> list[str]:
     """A 5-step change-event series on a real xBD Harvey building mask."""
     from .cli_events import write_series
-    from .events import simulate_series
     from .instances import load_state
 
     mask = shared_data_dir() / DEMO_MASK
@@ -33,7 +39,70 @@ def events_step(out: Path) -> list[str]:
     return [str(target / name) for name in written["files"]]
 
 
-DEMO_STEPS = [events_step]
+def synthesize_step(out: Path) -> list[str]:
+    """Changen synthesis of a 2-step series on a real georeferenced Joplin chip (buildings from footprints)."""
+    from .instances import load_state
+    from .raster_io import read_raster
+    from .synthesize import synthesize, write_result
+
+    data = shared_data_dir()
+    image = read_raster(data / JOPLIN_PRE)
+    state, _, _ = load_state(data / JOPLIN_FOOTPRINTS, grid=image.grid)
+    series = simulate_series(state, DEMO_SEED, steps=2, remove=0.15, create=4, min_area=64)
+    result = synthesize(image, state, series, method="changen", rng=np.random.default_rng([DEMO_SEED, 1]))
+    print(f"  synthesized on {result.log['device']}")
+    written = write_result(result, image.grid, out / "synthesize")
+    return [str(path) for path in written] + [str(_save_strip(result, out / "synthesize" / "preview.png"))]
+
+
+def _save_strip(result, path: Path) -> Path:
+    """t0 | t1 | … side by side, each post-event frame with the change of its step outlined in red."""
+    from PIL import Image
+    from scipy.ndimage import binary_dilation
+
+    frames = [result.images[0]]
+    for image, change in zip(result.images[1:], result.changes, strict=True):
+        framed = image.copy()
+        edge = binary_dilation(change > 0, iterations=2) & ~(change > 0)
+        framed[edge] = (255, 0, 0)
+        frames.append(framed)
+    Image.fromarray(np.concatenate(frames, axis=1)).save(path)
+    return path
+
+
+def detect_step(out: Path) -> list[str]:
+    """Zero-shot change detection on the real Joplin pre/post chips (tornado damage), with polygons."""
+    from .detect import detect_change
+
+    data, target = shared_data_dir(), out / "detect"
+    target.mkdir(parents=True, exist_ok=True)
+    result = detect_change(
+        data / JOPLIN_PRE,
+        data / JOPLIN_POST,
+        target / "change.tif",
+        probability_path=target / "change_probability.tif",
+        vector_path=target / "change_polygons.gpkg",
+    )
+    print(
+        f"  {result.polygons} change polygons, {result.changed_area:.0f} m² changed, threshold "
+        f"{result.threshold:.2f}, {result.seconds:.1f} s on {result.device}"
+    )
+    return [str(result.change_path), str(result.probability_path), str(result.vector_path)]
+
+
+def evaluate_step(out: Path) -> list[str]:
+    """Zero-shot scores of the shipped detector on the real LEVIR-CD dev pairs, against classical methods."""
+    from .evaluate import evaluate_pairs, format_table
+
+    report = evaluate_pairs(shared_data_dir() / "change" / "levir_dev", model="changestar_lite0")
+    table = format_table(report)
+    print(table)
+    target = out / "evaluate_levir_dev.txt"
+    target.write_text(table + "\n")
+    return [str(target)]
+
+
+DEMO_STEPS = [events_step, synthesize_step, detect_step, evaluate_step]
 
 
 def run(args) -> int:
