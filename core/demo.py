@@ -84,7 +84,7 @@ def detect_step(out: Path) -> list[str]:
         vector_path=target / "change_polygons.gpkg",
     )
     print(
-        f"  {result.polygons} change polygons, {result.changed_area:.0f} m² changed, threshold "
+        f"  {result.polygons} change polygons, {result.changed_area_m2:.0f} m² changed, threshold "
         f"{result.threshold:.2f}, {result.seconds:.1f} s on {result.device}"
     )
     return [str(result.change_path), str(result.probability_path), str(result.vector_path)]

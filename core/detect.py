@@ -9,9 +9,7 @@ float32 probabilities, optional polygons with their area in a GeoPackage.
 
 import argparse
 import os
-import tempfile
 import time
-import warnings
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -35,6 +33,7 @@ from .raster_io import (
     to_uint8,
 )
 from .tiling import TileGrid, pad_to_multiple
+from .vectors import mask_polygons, write_gpkg
 
 MASK_NODATA = 255
 PROBABILITY_NODATA = -1.0
@@ -52,6 +51,7 @@ class DetectionResult:
     threshold: float
     changed_pixels: int
     changed_area: float  # in squared map units (pixels for plain images)
+    changed_area_m2: float | None  # from the polygons' areas, when polygons were written
     polygons: int
     tiles: int
     skipped_tiles: int
@@ -266,9 +266,10 @@ def detect_change(
             if progress is not None:
                 progress(100.0 * (done + 1) / len(tiles) * (0.9 if vector_path else 1.0))
 
-    polygons = 0
+    polygons, changed_area_m2 = 0, None
     if vector_path:
-        polygons = write_change_polygons(change_path, vector_path)
+        frame = write_change_polygons(change_path, vector_path)
+        polygons, changed_area_m2 = len(frame), float(frame["area_m2"].sum())
     if progress is not None:
         progress(100.0)
     pixel_area = abs(grid.transform.a * grid.transform.e - grid.transform.b * grid.transform.d)
@@ -280,6 +281,7 @@ def detect_change(
         threshold=float(threshold),
         changed_pixels=changed_pixels,
         changed_area=changed_pixels * pixel_area,
+        changed_area_m2=changed_area_m2,
         polygons=polygons,
         tiles=len(tiles),
         skipped_tiles=skipped,
@@ -290,43 +292,17 @@ def detect_change(
     )
 
 
-def write_change_polygons(mask_path: str | os.PathLike, vector_path: str | os.PathLike) -> int:
-    """Polygons of the change pixels (value 1) with `area` in squared map units (and `area_m2` when the CRS
-    allows), written atomically as a GeoPackage layer `changes`. Reads the mask once (1 byte per pixel)."""
-    import geopandas as gpd
-    from rasterio.features import shapes
-    from shapely.geometry import shape
-
-    vector_path = Path(vector_path)
-    if vector_path.suffix.lower() != ".gpkg":
-        raise InputError(f"Polygons are written as a GeoPackage: give a .gpkg path, not {vector_path.name}.")
-    with rasterio.open(mask_path) as dataset:
-        mask = dataset.read(1)
-        transform, crs = dataset.transform, dataset.crs
-    geometries = [shape(geometry) for geometry, _ in shapes(mask, mask=mask == 1, transform=transform)]
-    frame = gpd.GeoDataFrame({"id": np.arange(1, len(geometries) + 1)}, geometry=geometries, crs=crs)
-    with warnings.catch_warnings():
-        warnings.simplefilter(
-            "ignore", UserWarning
-        )  # degrees² for geographic CRSs: area_m2 is the metric one
-        frame["area"] = frame.geometry.area
-    if crs is not None and len(frame):
-        if crs.is_geographic:
-            frame["area_m2"] = frame.to_crs(frame.estimate_utm_crs()).geometry.area
-        elif crs.linear_units_factor:
-            frame["area_m2"] = frame["area"] * crs.linear_units_factor[1] ** 2
-    vector_path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=vector_path.parent, prefix=f".{vector_path.stem}.", suffix=".gpkg")
-    os.close(handle)
-    os.remove(tmp)  # the GeoPackage driver creates the file itself
-    try:
-        frame.to_file(tmp, layer="changes", driver="GPKG")
-        os.replace(tmp, vector_path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return len(frame)
+def write_change_polygons(mask_path: str | os.PathLike, vector_path: str | os.PathLike):
+    """Polygons of the change pixels (value 1) with `area` in squared map units and `area_m2`, written
+    atomically as a GeoPackage layer `changes`; returns them (a CRS-less GeoDataFrame). Safe in QgsTask threads
+    (see `core.vectors`)."""
+    if Path(vector_path).suffix.lower() != ".gpkg":
+        raise InputError(
+            f"Polygons are written as a GeoPackage: give a .gpkg path, not {Path(vector_path).name}."
+        )
+    frame, crs_wkt = mask_polygons(mask_path)
+    write_gpkg(frame, vector_path, crs_wkt, layer="changes")
+    return frame
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

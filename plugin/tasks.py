@@ -20,6 +20,7 @@ from qgis.core import Qgis, QgsApplication, QgsMessageLog, QgsTask
 from qgis.PyQt import sip
 
 from ..core.errors import Canceled, InputError
+from ..core.vectors import areas_m2, write_gpkg
 
 LOG_TAG = "Changen"
 
@@ -269,47 +270,8 @@ def change_polygons(series, grid, feature_ids: dict):
     frame = geopandas.GeoDataFrame(rows or None, columns=columns, geometry="geometry")
     if len(frame):
         frame = frame.dissolve(by=["event_type", "instance_id"], as_index=False, sort=False)[columns]
-    frame["area_m2"] = _areas_m2(frame, grid.crs_wkt)
+    frame["area_m2"] = areas_m2(frame.geometry, grid.crs_wkt)
     return frame
-
-
-def _areas_m2(frame, crs_wkt: str | None) -> list[float]:
-    """Areas in square metres; geographic coordinates are measured in their local UTM zone."""
-    from rasterio.crs import CRS
-    from rasterio.warp import transform_geom
-    from shapely.geometry import mapping, shape
-
-    if not len(frame):
-        return []
-    crs = CRS.from_wkt(crs_wkt) if crs_wkt else None
-    if crs is None or not crs.is_geographic:
-        factor = crs.linear_units_factor[1] if crs is not None else 1.0
-        return [round(area * factor**2, 2) for area in frame.geometry.area]
-    lon, lat = frame.geometry.union_all().centroid.coords[0]
-    utm = CRS.from_epsg((32600 if lat >= 0 else 32700) + int((lon + 180) // 6) + 1)
-    return [round(shape(transform_geom(crs, utm, mapping(g))).area, 2) for g in frame.geometry]
-
-
-def write_polygons(frame, path: str, crs_wkt: str | None, layer: str = "change_polygons") -> None:
-    """Write a CRS-less frame as a GeoPackage layer with `crs_wkt` (atomically: temporary file, then rename)."""
-    import numpy as np
-    import pyogrio.raw
-    import shapely
-
-    tmp = f"{path}.tmp.gpkg"
-    fields = [column for column in frame.columns if column != "geometry"]
-    pyogrio.raw.write(
-        tmp,
-        geometry=np.asarray(shapely.to_wkb(frame.geometry.to_numpy()), dtype=object),
-        field_data=[frame[column].to_numpy() for column in fields],
-        fields=fields,
-        layer=layer,
-        driver="GPKG",
-        geometry_type="MultiPolygon",
-        promote_to_multi=True,
-        crs=crs_wkt,
-    )
-    os.replace(tmp, path)
 
 
 def random_edits(request: SynthesisRequest):
@@ -507,7 +469,7 @@ def export_job(request: SynthesisRequest, parent: str, source_name: str) -> Call
                 raise Canceled()
             polygons = change_polygons(edits.series, grid, edits.located.feature_ids)
             polygons_path = os.path.join(staging, "change_polygons.gpkg")
-            write_polygons(polygons, polygons_path, grid.crs_wkt)
+            write_gpkg(polygons, polygons_path, grid.crs_wkt, layer="change_polygons")
             progress(99.0)
             if is_canceled():
                 raise Canceled()
@@ -574,21 +536,20 @@ def detect_job(request: DetectRequest) -> Callable:
                 write_geotiff(t1_path, crop.array, crop.grid, nodata=crop.grid.nodata)
             probability_path = os.path.join(folder, "change_probability.tif")
             change_path = os.path.join(folder, "change_mask.tif")
+            polygons_path = os.path.join(folder, "change_polygons.gpkg")
             kwargs = {"model": request.model} if request.model else {}
             result = detect_change(
                 t1_path,
                 request.t2_path,
                 change_path,
                 probability_path=probability_path,
+                vector_path=polygons_path,
                 threshold=request.threshold,
                 device=request.device,
                 progress=lambda value: progress(0.95 * value),
                 is_canceled=is_canceled,
                 **kwargs,
             )
-            polygons_path = os.path.join(folder, "change_polygons.gpkg")
-            polygons = mask_polygons(change_path)
-            write_polygons(polygons, polygons_path, result.grid.crs_wkt, layer="changes")
             progress(100.0)
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
@@ -597,8 +558,8 @@ def detect_job(request: DetectRequest) -> Callable:
             folder=folder,
             probability_path=probability_path,
             polygons_path=polygons_path,
-            polygon_count=len(polygons),
-            changed_area_m2=float(polygons["area_m2"].sum()) if len(polygons) else 0.0,
+            polygon_count=result.polygons,
+            changed_area_m2=result.changed_area_m2,
             seconds=result.seconds,
             device=result.device,
             threshold=result.threshold,
@@ -606,20 +567,3 @@ def detect_job(request: DetectRequest) -> Callable:
         )
 
     return job
-
-
-def mask_polygons(mask_path: str):
-    """Polygons of the change pixels (value 1) of a mask GeoTIFF with `area_m2`, without pyproj (see
-    `change_polygons`)."""
-    import geopandas
-    import rasterio
-    from rasterio.features import shapes
-    from shapely.geometry import shape
-
-    with rasterio.open(mask_path) as dataset:
-        mask = dataset.read(1)
-        transform, crs_wkt = dataset.transform, dataset.crs.to_wkt() if dataset.crs else None
-    geometries = [shape(geometry) for geometry, _ in shapes(mask, mask=mask == 1, transform=transform)]
-    frame = geopandas.GeoDataFrame({"id": list(range(1, len(geometries) + 1))}, geometry=geometries)
-    frame["area_m2"] = _areas_m2(frame, crs_wkt)
-    return frame

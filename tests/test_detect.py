@@ -194,9 +194,9 @@ def test_polygons_carry_their_area(tmp_path):
     mask[30:35, 40:44] = 1  # 20 px
     mask[40:45, 0:5] = MASK_NODATA
     _write(tmp_path / "mask.tif", mask, transform=Affine(2.0, 0, 400000, 0, -2.0, 4100000))
-    count = write_change_polygons(tmp_path / "mask.tif", tmp_path / "changes.gpkg")
+    written = write_change_polygons(tmp_path / "mask.tif", tmp_path / "changes.gpkg")
     frame = gpd.read_file(tmp_path / "changes.gpkg", layer="changes")
-    assert count == 2 == len(frame)
+    assert len(written) == 2 == len(frame)
     assert sorted(frame["area"]) == [80.0, 800.0]  # 2 m pixels: 4 m² each
     assert sorted(frame["area_m2"]) == [80.0, 800.0]
     assert frame.crs == UTM
