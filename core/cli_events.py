@@ -9,13 +9,12 @@ log with seeds and the written files) and `series.png` (a preview strip). Raster
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from .atomic import write_png_atomic, write_text_atomic
 from .errors import InputError
 from .events import (
     LabelState,
@@ -193,14 +192,14 @@ class SeriesWriter:
                 f"semantic_change_t00_t{last:02d}.tif", np.where(changed, before * base + after, 0), np.int32
             )
             log["semantic_change_base"] = base  # code = from * base + to on changed pixels, 0 elsewhere
-        write_png(self.out / "series.png", join_panels(self.panels))
+        write_png_atomic(self.out / "series.png", join_panels(self.panels))
         self.files.append("series.png")
         self.files.append("events.json")
         log["files"] = self.files
         if feature_ids:
             log["feature_ids"] = {str(k): v for k, v in feature_ids.items()}
         log.update(extra or {})
-        write_text(self.out / "events.json", json.dumps(log, indent=1))
+        write_text_atomic(self.out / "events.json", json.dumps(log, indent=1))
         return {"files": list(self.files), "log": str(self.out / "events.json")}
 
 
@@ -263,31 +262,3 @@ def join_panels(panels: list[np.ndarray], gap: int = 4) -> np.ndarray:
         )
         x += 40 + 9 * len(text)
     return strip
-
-
-def write_png(path: Path, rgb: np.ndarray) -> None:
-    ok, encoded = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9])
-    if not ok:
-        raise OSError(f"could not encode {path} as PNG")
-    write_bytes(path, encoded.tobytes())
-
-
-def write_text(path: Path, text: str) -> None:
-    write_bytes(path, text.encode("utf-8"))
-
-
-def write_bytes(path: Path, data: bytes) -> None:
-    """Atomic: a temporary file in the same folder, then `os.replace`."""
-    path = Path(path)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -30,6 +29,7 @@ from PIL import Image
 from scipy import ndimage
 from tqdm import tqdm
 
+from .atomic import atomic_path, write_text_atomic
 from .errors import Canceled, InputError
 from .events import Creation, LabelState, simulate_step
 from .synthesize import DEFAULT_GENERATOR, synthesize_step
@@ -336,26 +336,15 @@ def make_pair(sources, settings: Settings, index: int, generator=None, device="c
     return {"t1": t1, "t2": t2, "mask_t1": mask, "mask_t2": mask_2, "change": change, "meta": meta}
 
 
-def _write_atomic(path: Path, write) -> None:
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def _save_png(path: Path, array: np.ndarray) -> None:
     if array.dtype == bool:
         array = array.astype(np.uint8) * 255
-    _write_atomic(path, lambda tmp: Image.fromarray(array).save(tmp, format="PNG"))
+    with atomic_path(path) as tmp:
+        Image.fromarray(array).save(tmp, format="PNG")
 
 
 def _save_json(path: Path, data: dict) -> None:
-    _write_atomic(path, lambda tmp: Path(tmp).write_text(json.dumps(data, indent=1)))
+    write_text_atomic(path, json.dumps(data, indent=1))
 
 
 def write_pair(folder: Path, pair: dict) -> None:

@@ -11,7 +11,6 @@ that learned nothing but to fire everywhere). Two folder layouts:
 import argparse
 import json
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .atomic import write_text_atomic
 from .classical import cva_otsu, pca_kmeans
 from .errors import Canceled, InputError
 
@@ -225,9 +225,5 @@ def run(args) -> int:
         print(format_table(report) + "\n", flush=True)
         reports.append(report)
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        handle, tmp = tempfile.mkstemp(dir=args.json.parent, suffix=".tmp")
-        with os.fdopen(handle, "w") as out:
-            json.dump(reports, out, indent=1, default=float)
-        os.replace(tmp, args.json)
+        write_text_atomic(args.json, json.dumps(reports, indent=1, default=float))
     return 0

@@ -22,6 +22,7 @@ from rasterio.warp import Resampling, reproject, transform_bounds
 from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
+from .atomic import default_mode
 from .errors import InputError
 
 SUPPORTED_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
@@ -89,7 +90,8 @@ class RasterData:
     valid: np.ndarray
 
 
-def _open(path: str | os.PathLike):
+def open_raster(path: str | os.PathLike):
+    """A rasterio dataset, with an `InputError` that says the fix for missing, unsupported or broken files."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"Raster file not found: {path}. Check the path.")
@@ -123,7 +125,7 @@ def _grid_of(dataset) -> RasterGrid:
 
 
 def raster_grid(path: str | os.PathLike) -> RasterGrid:
-    with _open(path) as dataset:
+    with open_raster(path) as dataset:
         return _grid_of(dataset)
 
 
@@ -166,7 +168,7 @@ def read_raster(
 ) -> RasterData:
     """Read bands (1-based; e.g. `[1, 1, 1]` makes a 1-band raster 3-channel) of a window (may reach outside
     the raster: outside pixels are 0 and not valid). The array keeps the stored data type."""
-    with _open(path) as dataset:
+    with open_raster(path) as dataset:
         indexes = _band_indexes(dataset, bands)
         grid = _grid_of(dataset)
         out_window = window or Window(0, 0, dataset.width, dataset.height)
@@ -258,6 +260,7 @@ class GeoTiffWriter:
     def __exit__(self, exc_type, exc, traceback):
         self._dataset.close()
         if exc_type is None:
+            os.chmod(self._tmp, default_mode())  # mkstemp makes 0600
             os.replace(self._tmp, self.path)
         elif os.path.exists(self._tmp):
             os.remove(self._tmp)
@@ -291,7 +294,7 @@ def reproject_to_grid(
     Pixels of `grid` outside the source are 0 and not valid. Refuses rasters that do not overlap `grid`."""
     if resampling not in _RESAMPLING:
         raise InputError(f"Unknown resampling '{resampling}': use one of {', '.join(_RESAMPLING)}.")
-    with _open(path) as dataset:
+    with open_raster(path) as dataset:
         indexes = _band_indexes(dataset, bands)
         source = _grid_of(dataset)
         if (source.crs_wkt is None) != (grid.crs_wkt is None):
@@ -361,7 +364,7 @@ def stretch_limits(array: np.ndarray, valid: np.ndarray | None = None) -> np.nda
 def raster_stretch_limits(path: str | os.PathLike, bands: list[int] | None = None) -> np.ndarray:
     """Stretch limits of a whole raster from a decimated read (≤ 1024 px a side), so that tiles converted
     with `to_uint8(tile, limits)` share one stretch and show no seams."""
-    with _open(path) as dataset:
+    with open_raster(path) as dataset:
         indexes = _band_indexes(dataset, bands)
         scale = max(dataset.width, dataset.height) / _STRETCH_SAMPLE_SIDE
         shape = (max(1, round(dataset.height / max(scale, 1))), max(1, round(dataset.width / max(scale, 1))))

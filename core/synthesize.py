@@ -12,8 +12,6 @@ image, classes, instance ids, change masks).
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .atomic import write_text_atomic
 from .baselines import copy_paste, inpaint
 from .device import describe_device, pick_device
 from .errors import Canceled, InputError
@@ -260,10 +259,7 @@ def write_result(result: SynthesisResult, grid, out: Path) -> list[Path]:
             written.append(out / f"change_t{t}.tif")
             write_geotiff(written[-1], result.changes[t - 1], grid)
     log_path = out / "events.json"
-    handle, tmp = tempfile.mkstemp(dir=out, suffix=".tmp")
-    with os.fdopen(handle, "w") as stream:
-        json.dump(result.log, stream, indent=1)
-    os.replace(tmp, log_path)
+    write_text_atomic(log_path, json.dumps(result.log, indent=1))
     written.append(log_path)
     return written
 

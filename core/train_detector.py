@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 import signal
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from PIL import Image
 
+from .atomic import atomic_path, write_text_atomic
 from .changestar import LITE0_STAGE_ENDS, ChangeStar, ChangeStarConfig, build_changestar
 from .device import pick_device
 from .errors import InputError
@@ -362,15 +362,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _atomic_torch_save(obj, path: Path) -> None:
-    handle, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(handle)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def load_initial_weights(model: ChangeStar, path: Path) -> None:
@@ -392,12 +385,6 @@ def load_initial_weights(model: ChangeStar, path: Path) -> None:
     model.encoder.resnet.load_state_dict(
         {k: v for k, v in state.items() if not k.startswith("fc.")}, strict=True
     )
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _use_bf16(choice: str, device: torch.device) -> bool:
@@ -568,7 +555,7 @@ def write_model_card(path: Path, name: str, config: dict, reports: list[dict]) -
         "```",
         "",
     ]
-    _atomic_write_text(path, "\n".join(lines))
+    write_text_atomic(path, "\n".join(lines))
 
 
 def run(args) -> int:
@@ -688,7 +675,7 @@ def train(args) -> int:
             state["best_f1"] = best
             _atomic_torch_save({k: state[k] for k in state if k != "optimizer"}, run_dir / "best.pt")
         _atomic_torch_save(state, checkpoint_path)
-        _atomic_write_text(
+        write_text_atomic(
             run_dir / "validation.json", json.dumps({"step": step, **(validation or {})}, indent=1)
         )
 

@@ -21,7 +21,6 @@ import csv
 import json
 import os
 import signal
-import tempfile
 import time
 from pathlib import Path
 
@@ -32,6 +31,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
+from .atomic import atomic_path, write_png_atomic, write_text_atomic
 from .buildings_data import (
     ChangeSample,
     building_shape_bank,
@@ -243,20 +243,6 @@ def sample_grid(samples: list[ChangeSample], synthesized: np.ndarray, gap: int =
     return np.concatenate([part for row in rows for part in (row, spacer)][:-1])
 
 
-def write_png(path: Path, rgb: np.ndarray) -> None:
-    handle, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp.png")
-    os.close(handle)
-    try:
-        if not cv2.imwrite(tmp, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
-            raise OSError(f"could not write {path}")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 # ------------------------------------------------------------------------------------------------ training
 class Trainer:
     def __init__(self, args, device, rank: int, world_size: int):
@@ -355,15 +341,8 @@ class Trainer:
 
 
 def save_checkpoint(out: Path, state: dict) -> None:
-    handle, tmp = tempfile.mkstemp(dir=out, suffix=".tmp")
-    os.close(handle)
-    try:
+    with atomic_path(out / CHECKPOINT) as tmp:
         torch.save(state, tmp)
-        os.replace(tmp, out / CHECKPOINT)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def load_checkpoint(out: Path) -> dict:
@@ -413,11 +392,11 @@ def export_generator(out: Path, target: Path) -> dict:
     metrics["noise_diversity_change"] = float(between_draws[changed].mean())
     metrics["noise_diversity_outside"] = float(between_draws[~changed].mean())
     samples_png = target.with_name(f"{target.stem}_samples.png")
-    write_png(samples_png, sample_grid(samples[:6], synthesized[:6]))
+    write_png_atomic(samples_png, sample_grid(samples[:6], synthesized[:6]))
     card = model_card(
         target, config, args, metrics, len(samples), recent_losses(out), count_parameters(generator)
     )
-    write_text(target.with_suffix(".md"), card)
+    write_text_atomic(target.with_suffix(".md"), card)
     return config | {"metrics": metrics}
 
 
@@ -431,14 +410,6 @@ def recent_losses(out: Path, rows: int = 20) -> dict[str, float]:
     recent = logged[-rows:]
     keys = ("d_real", "d_fake", "g_adv", "g_lowfreq", "steps_per_s")
     return {key: float(np.mean([float(row[key]) for row in recent])) for key in keys} if recent else {}
-
-
-def write_text(path: Path, text: str) -> None:
-    handle, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(handle, "w") as file:
-        file.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
 
 
 def model_card(target, config, args, metrics, evaluated, losses, parameters) -> str:
@@ -609,8 +580,8 @@ def run(args) -> int:
                 synthesized = synthesize(trainer.ema, eval_samples, args.seed, device)
                 metrics = fidelity_metrics(eval_samples, synthesized)
                 grid = sample_grid(eval_samples, synthesized)
-                write_png(out / "samples" / f"step_{trainer.step:07d}.png", grid)
-                write_png(out / "samples" / "latest.png", grid)
+                write_png_atomic(out / "samples" / f"step_{trainer.step:07d}.png", grid)
+                write_png_atomic(out / "samples" / "latest.png", grid)
                 row = row or {"step": trainer.step, "wall_s": round(trainer.wall_s, 1)}
                 row.update({key: round(value, 4) for key, value in metrics.items()})
                 trainer.wall_s += time.monotonic() - sample_start

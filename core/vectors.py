@@ -8,11 +8,11 @@ GeoPackages are written with pyogrio's raw writer.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from .atomic import atomic_path
 from .errors import InputError
 
 
@@ -62,14 +62,10 @@ def write_gpkg(frame, path: str | os.PathLike, crs_wkt: str | None, layer: str) 
     path = Path(path)
     if path.suffix.lower() != ".gpkg":
         raise InputError(f"Polygons are written as a GeoPackage: give a .gpkg path, not {path.name}.")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".gpkg")
-    os.close(handle)
-    os.remove(tmp)  # the GeoPackage driver creates the file itself
     fields = [column for column in frame.columns if column != "geometry"]
-    try:
+    with atomic_path(path, suffix=".gpkg", create=False) as tmp:  # the GeoPackage driver creates the file
         pyogrio.raw.write(
-            tmp,
+            str(tmp),
             geometry=np.asarray(shapely.to_wkb(frame.geometry.to_numpy()), dtype=object),
             field_data=[frame[column].to_numpy() for column in fields],
             fields=fields,
@@ -79,8 +75,3 @@ def write_gpkg(frame, path: str | os.PathLike, crs_wkt: str | None, layer: str) 
             promote_to_multi=True,
             crs=crs_wkt,
         )
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise

@@ -2,13 +2,13 @@
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from .atomic import atomic_path
 from .errors import InputError
 from .paths import MODELS_DIR
 
@@ -34,15 +34,8 @@ def save_weights(path: str | os.PathLike, state_dict: dict[str, torch.Tensor], c
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {key: value.detach().to("cpu").contiguous() for key, value in state_dict.items()}
-    handle, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(handle)
-    try:
-        save_file(tensors, tmp, metadata={CONFIG_KEY: json.dumps(config, sort_keys=True)})
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={CONFIG_KEY: json.dumps(config, sort_keys=True)})
 
 
 def load_weights(name_or_path: str | os.PathLike, device: str | torch.device = "cpu"):
