@@ -12,13 +12,11 @@ Both take and return `(H, W, 3)` uint8 images; pixels outside the events' footpr
 
 from __future__ import annotations
 
-import math
-
 import cv2
 import numpy as np
 from scipy import ndimage
 
-from .events import LabelState, StepResult
+from .events import LabelState, StepResult, rotation_matrix
 
 FEATHER_PIXELS = 2.0
 INPAINT_DILATION = 3
@@ -44,14 +42,7 @@ def feather(mask: np.ndarray, width: float = FEATHER_PIXELS) -> np.ndarray:
 def _warp_like_shape(patch: np.ndarray, shape: np.ndarray, angle: float, scale: float):
     """Rotate/scale an image patch and its binary shape exactly as `events.transform_shape` does, and trim both
     to the warped shape's box."""
-    height, width = shape.shape
-    radians = math.radians(angle)
-    cos, sin = abs(math.cos(radians)) * scale, abs(math.sin(radians)) * scale
-    out_w = int(math.ceil(width * cos + height * sin)) + 2
-    out_h = int(math.ceil(width * sin + height * cos)) + 2
-    matrix = cv2.getRotationMatrix2D(((width - 1) / 2.0, (height - 1) / 2.0), angle, scale)
-    matrix[0, 2] += (out_w - 1) / 2.0 - (width - 1) / 2.0
-    matrix[1, 2] += (out_h - 1) / 2.0 - (height - 1) / 2.0
+    matrix, (out_w, out_h) = rotation_matrix(*shape.shape, angle, scale)
     warped_shape = cv2.warpAffine(
         shape.astype(np.uint8) * 255, matrix, (out_w, out_h), flags=cv2.INTER_LINEAR
     )

@@ -538,11 +538,9 @@ def _mark_occupied(occupied, shape, r0, c0, gap):
     occupied[gap + r0 : gap + r0 + shape.shape[0], gap + c0 : gap + c0 + shape.shape[1]] |= shape
 
 
-def transform_shape(shape: np.ndarray, angle: float, scale: float) -> np.ndarray:
-    """Rotate (degrees, counter-clockwise) and scale a binary shape about its centre; trimmed to its box and
-    kept in one 8-connected piece."""
-    shape = np.asarray(shape, dtype=bool)
-    height, width = shape.shape
+def rotation_matrix(height: int, width: int, angle: float, scale: float):
+    """The affine matrix that rotates (degrees, counter-clockwise) and scales a height × width patch about its
+    centre into a canvas just large enough to hold it; returns (matrix, (canvas width, canvas height))."""
     radians = math.radians(angle)
     cos, sin = abs(math.cos(radians)) * scale, abs(math.sin(radians)) * scale
     out_w = int(math.ceil(width * cos + height * sin)) + 2
@@ -550,6 +548,14 @@ def transform_shape(shape: np.ndarray, angle: float, scale: float) -> np.ndarray
     matrix = cv2.getRotationMatrix2D(((width - 1) / 2.0, (height - 1) / 2.0), angle, scale)
     matrix[0, 2] += (out_w - 1) / 2.0 - (width - 1) / 2.0
     matrix[1, 2] += (out_h - 1) / 2.0 - (height - 1) / 2.0
+    return matrix, (out_w, out_h)
+
+
+def transform_shape(shape: np.ndarray, angle: float, scale: float) -> np.ndarray:
+    """Rotate (degrees, counter-clockwise) and scale a binary shape about its centre; trimmed to its box and
+    kept in one 8-connected piece."""
+    shape = np.asarray(shape, dtype=bool)
+    matrix, (out_w, out_h) = rotation_matrix(*shape.shape, angle, scale)
     warped = cv2.warpAffine(
         shape.astype(np.uint8) * 255, matrix, (out_w, out_h), flags=cv2.INTER_LINEAR, borderValue=0
     )

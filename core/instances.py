@@ -205,9 +205,9 @@ def load_state(
         result = polygons_to_state(frame, grid, id_field=id_field)
         return result.state, grid, result.feature_ids
     if kind in ("auto", "instances"):
-        from .raster_io import read_raster
+        from .raster_io import open_raster, read_raster
 
-        with _quiet_open(path) as dataset:
+        with open_raster(path) as dataset:
             stored = dataset.dtypes[0]
         if kind == "instances" or stored in ("int32", "uint32", "uint16", "int16"):
             data = read_raster(path, bands=[1])
@@ -220,22 +220,6 @@ def load_state(
     if kind not in ("auto", "labels"):
         raise InputError(f"unknown input kind {kind!r}: use auto, mask, labels or instances")
     return state_from_labels(values), own_grid, None
-
-
-def _quiet_open(path):
-    import warnings
-
-    import rasterio
-    from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            return rasterio.open(path)
-    except RasterioIOError as error:
-        raise InputError(
-            f"cannot read {path} as a raster ({error}): pass a GeoTIFF/PNG mask or polygons"
-        ) from None
 
 
 def _checked_grid(own: RasterGrid, image: RasterGrid | None, path) -> RasterGrid:
