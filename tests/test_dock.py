@@ -170,3 +170,15 @@ def test_drawn_random_events_are_not_added_twice(joplin):
     request = tab.build_request(tab._view_window(tab.image_layer()))
     assert request.random_in_first_step and request.remove_fids == []
     assert len([e for e in simulate_edits(request).series.steps[0].events if e.kind == "remove"]) == 3
+
+
+def test_buildings_default_to_a_polygon_layer_over_the_image(shared_data, dock):
+    image = QgsRasterLayer(str(shared_data / "georef/joplin/chips/pre/0_pre.tif"), "pre 0")
+    QgsProject.instance().addMapLayer(image)
+    tab = dock.synthesize_tab
+    assert tab.buildings_combo.currentLayer() is image  # the only candidate so far
+    buildings = QgsVectorLayer(
+        str(shared_data / "georef/joplin/footprints_2020.geojson"), "footprints", "ogr"
+    )
+    QgsProject.instance().addMapLayer(buildings)
+    assert tab.buildings_combo.currentLayer() is buildings

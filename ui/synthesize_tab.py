@@ -14,6 +14,7 @@ from qgis.core import (
     QgsProject,
     QgsRasterLayer,
     QgsVectorLayer,
+    QgsWkbTypes,
 )
 from qgis.gui import QgsMapLayerComboBox
 from qgis.PyQt.QtCore import QVariant
@@ -83,7 +84,24 @@ class SynthesizeTab(QWidget):
         self.warm_up_runner = LatestRequestRunner(self._warmed_up, owner=self)
         self.image_combo.layerChanged.connect(self._layers_changed)
         self.buildings_combo.layerChanged.connect(self._layers_changed)
+        self._buildings_chosen = False
+        self.buildings_combo.activated.connect(self._buildings_picked)
+        QgsProject.instance().layersAdded.connect(self._prefer_polygon_buildings)
+        self._prefer_polygon_buildings()
         self._layers_changed()
+
+    def _buildings_picked(self, _index):
+        self._buildings_chosen = True
+
+    def _prefer_polygon_buildings(self, *_):
+        """Footprint polygons are the usual building layer: the combo's first layer is often the image itself,
+        so pick a polygon layer until the user chooses one."""
+        if self._buildings_chosen or isinstance(self.buildings_combo.currentLayer(), QgsVectorLayer):
+            return
+        for layer in QgsProject.instance().mapLayers().values():
+            if isinstance(layer, QgsVectorLayer) and layer.geometryType() == QgsWkbTypes.PolygonGeometry:
+                self.buildings_combo.setLayer(layer)
+                return
 
     # ------------------------------------------------------------------------------------------- layout
     def _build(self):
