@@ -74,4 +74,7 @@ def write_gpkg(frame, path: str | os.PathLike, crs_wkt: str | None, layer: str) 
             geometry_type="MultiPolygon",
             promote_to_multi=True,
             crs=crs_wkt,
+            # GeoPackage 1.2: QGIS 3.22's GDAL 3.6 warns that the 1.4 files newer GDALs write are "partially
+            # supported".
+            dataset_options={"VERSION": "1.2"},
         )
