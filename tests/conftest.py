@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["dock_fixtures"]
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 _PLUGIN_PARENT = Path(tempfile.mkdtemp(prefix="changen-plugin-"))
 (_PLUGIN_PARENT / "changen").symlink_to(REPO_ROOT)

@@ -4,36 +4,11 @@ import pytest
 from qgis.core import QgsProject, QgsRasterLayer, QgsSettings, QgsVectorLayer
 from qgis.PyQt.QtWidgets import QTabWidget
 
-from changen.plugin.deps import DependencyReport, check_dependencies
+from changen.plugin.deps import DependencyReport
 from changen.plugin.map_tools import CreateBuildingTool, RemoveBuildingTool
 from changen.plugin.settings import load_settings
 from changen.ui.dock import ChangenDock
 from changen.ui.settings_dialog import SettingsDialog
-
-
-@pytest.fixture()
-def dock(qgis_iface, qgis_new_project):
-    widget = ChangenDock(qgis_iface, check_dependencies())
-    yield widget
-    widget.close_tools()
-    widget.deleteLater()
-
-
-@pytest.fixture()
-def joplin(shared_data, qgis_iface, dock):
-    image = QgsRasterLayer(str(shared_data / "georef/joplin/chips/pre/0_pre.tif"), "pre 0")
-    buildings = QgsVectorLayer(
-        str(shared_data / "georef/joplin/footprints_2020.geojson"), "footprints", "ogr"
-    )
-    QgsProject.instance().addMapLayers([image, buildings])
-    tab = dock.synthesize_tab
-    tab.method.setCurrentIndex(tab.method.findData("inpainting"))
-    tab.image_combo.setLayer(image)
-    tab.buildings_combo.setLayer(buildings)
-    canvas = qgis_iface.mapCanvas()
-    canvas.setDestinationCrs(image.crs())
-    canvas.setExtent(image.extent().scaled(0.6, image.extent().center()))
-    return image, buildings, tab
 
 
 def test_dock_has_both_tabs_and_shows_the_device(dock):

@@ -4,27 +4,17 @@ import glob
 import os
 import tempfile
 import threading
-import time
 
 import pytest
 import rasterio
 import shapely.wkt
-from qgis.core import QgsApplication, QgsPointXY, QgsProject, QgsRasterLayer, QgsVectorLayer
+from dock_fixtures import wait_until
+from qgis.core import QgsPointXY, QgsProject, QgsRasterLayer, QgsVectorLayer
 
-from changen.plugin.deps import check_dependencies
 from changen.plugin.layers import window_extent
 from changen.plugin.map_tools import Placement, placed_outline
 from changen.plugin.tasks import LatestRequestRunner
-from changen.ui.dock import ChangenDock
 from changen.ui.synthesize_tab import OUTLINE_LAYER_NAME, PREVIEW_LAYER_NAME
-
-
-def wait_until(condition, timeout=120.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting for a task"
-        QgsApplication.processEvents()
-        time.sleep(0.01)
 
 
 def layers_named(name):
@@ -33,36 +23,6 @@ def layers_named(name):
 
 def preview_dirs():
     return set(glob.glob(os.path.join(tempfile.gettempdir(), "changen-preview-*")))
-
-
-@pytest.fixture()
-def dock(qgis_iface, qgis_new_project):
-    widget = ChangenDock(qgis_iface, check_dependencies())
-    yield widget
-    widget.close_tools()
-    tab = widget.synthesize_tab
-    wait_until(lambda: not (tab.preview_runner.busy or tab.export_runner.busy or tab.warm_up_runner.busy))
-    widget.synthesize_tab.discard_preview()
-    widget.deleteLater()
-
-
-@pytest.fixture()
-def joplin(shared_data, qgis_iface, dock):
-    image = QgsRasterLayer(str(shared_data / "georef/joplin/chips/pre/0_pre.tif"), "pre 0")
-    buildings = QgsVectorLayer(
-        str(shared_data / "georef/joplin/footprints_2020.geojson"), "footprints", "ogr"
-    )
-    assert image.isValid() and buildings.isValid()
-    QgsProject.instance().addMapLayers([image, buildings])
-    tab = dock.synthesize_tab
-    tab.method.setCurrentIndex(tab.method.findData("inpainting"))
-    tab.image_combo.setLayer(image)
-    tab.buildings_combo.setLayer(buildings)
-    canvas = qgis_iface.mapCanvas()
-    canvas.setDestinationCrs(image.crs())
-    centre = image.extent().center()
-    canvas.setExtent(image.extent().scaled(0.5, centre))
-    return image, buildings, tab
 
 
 def _mark_buildings_in_view(tab, count):

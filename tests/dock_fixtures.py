@@ -1,0 +1,51 @@
+"""The Changen dock on a fresh project, and the dock set up on the real Joplin chip with its footprints
+(shared by the dock and task tests; pytest picks the fixtures up through `pytest_plugins` in conftest)."""
+
+import time
+
+import pytest
+
+
+def wait_until(condition, timeout=120.0):
+    from qgis.core import QgsApplication
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting for a task"
+        QgsApplication.processEvents()
+        time.sleep(0.01)
+
+
+@pytest.fixture()
+def dock(qgis_iface, qgis_new_project):
+    from changen.plugin.deps import check_dependencies
+    from changen.ui.dock import ChangenDock
+
+    widget = ChangenDock(qgis_iface, check_dependencies())
+    yield widget
+    widget.close_tools()
+    tab = widget.synthesize_tab
+    wait_until(lambda: not (tab.preview_runner.busy or tab.export_runner.busy or tab.warm_up_runner.busy))
+    tab.discard_preview()
+    widget.deleteLater()
+
+
+@pytest.fixture()
+def joplin(shared_data, qgis_iface, dock):
+    """(image, buildings, synthesize tab): Joplin chip 0 and its footprints, Inpainting, the view on the centre."""
+    from qgis.core import QgsProject, QgsRasterLayer, QgsVectorLayer
+
+    image = QgsRasterLayer(str(shared_data / "georef/joplin/chips/pre/0_pre.tif"), "pre 0")
+    buildings = QgsVectorLayer(
+        str(shared_data / "georef/joplin/footprints_2020.geojson"), "footprints", "ogr"
+    )
+    assert image.isValid() and buildings.isValid()
+    QgsProject.instance().addMapLayers([image, buildings])
+    tab = dock.synthesize_tab
+    tab.method.setCurrentIndex(tab.method.findData("inpainting"))
+    tab.image_combo.setLayer(image)
+    tab.buildings_combo.setLayer(buildings)
+    canvas = qgis_iface.mapCanvas()
+    canvas.setDestinationCrs(image.crs())
+    canvas.setExtent(image.extent().scaled(0.5, image.extent().center()))
+    return image, buildings, tab
