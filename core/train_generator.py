@@ -44,7 +44,7 @@ from .changen_gan import OasisDiscriminator, build_generator, count_parameters, 
 from .device import describe_device, pick_device
 from .errors import InputError
 from .paths import MODELS_DIR
-from .weights import save_weights
+from .weights import load_weights, save_weights
 
 CHECKPOINT = "checkpoint.pt"
 CHANGE_MARGIN = 3  # pixels around a change excluded from the low-frequency loss
@@ -77,6 +77,12 @@ def add_arguments(parser):
     parser.add_argument("--crop", type=int, default=128, help="training crop size (multiple of 32)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads per process")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    parser.add_argument(
+        "--init-generator",
+        metavar="MODEL",
+        help="start a new run from a shipped/exported generator (G and its EMA; D and optimisers start fresh; "
+        "step and wall time continue from the file's training record)",
+    )
     parser.add_argument("--lr-g", type=float, default=1e-4)
     parser.add_argument("--lr-d", type=float, default=4e-4)
     parser.add_argument("--ema", type=float, default=0.999, help="EMA decay of the generator weights")
@@ -296,6 +302,19 @@ class Trainer:
         self.opt_d.load_state_dict(state["opt_d"])
         self.step, self.wall_s = state["step"], state["wall_s"]
         torch.set_rng_state(state["torch_rng"])
+
+    def init_generator(self, model: str) -> None:
+        """Warm start: G and EMA from an exported generator; the discriminator re-learns quickly."""
+        state_dict, config = load_weights(model)
+        if config.get("model") != "changen_generator" or config["architecture"] != self.architecture:
+            raise InputError(
+                f"'{model}' is not a Changen generator with architecture {self.architecture}: "
+                "pick a model exported with the same --config."
+            )
+        self.generator.load_state_dict(state_dict)
+        self.ema.load_state_dict(state_dict)
+        self.step = config["training"]["steps"]
+        self.wall_s = config["training"]["wall_hours"] * 3600
 
     def train_step(self, batch: dict, noise: torch.Tensor) -> dict[str, float]:
         real = batch["image"].contiguous(memory_format=self.memory_format)
@@ -523,6 +542,8 @@ def run(args) -> int:
         raise InputError(
             f"{out} already holds a checkpoint: add --resume to continue it, or choose a new --out."
         )
+    elif args.init_generator:
+        trainer.init_generator(args.init_generator)
 
     tiles = load_building_tiles()
     shape_bank = building_shape_bank(tiles)

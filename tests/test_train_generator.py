@@ -155,6 +155,21 @@ def test_train_resume_export_and_load(tmp_path, shared_data):
     for key, value in checkpoint["ema"].items():
         assert torch.equal(generator.state_dict()[key], value)
 
+    warm = tmp_path / "warm"
+    started = run_cli(
+        "--out", str(warm), "--batch", "2", "--crop", "64", "--log-every", "1", "--steps", "4",
+        "--init-generator", str(tmp_path / "g.safetensors"),
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    assert [row["step"] for row in read_log(warm)] == ["4"]  # continues the exported run's step count
+    warm_state = torch.load(warm / "checkpoint.pt", map_location="cpu", weights_only=False)
+    exported_g = generator.state_dict()
+    drift = max(float((warm_state["generator"][k] - v).abs().max()) for k, v in exported_g.items())
+    assert drift < 0.05  # one Adam step (lr 1e-4) away from the exported weights
+    assert not torch.equal(
+        warm_state["discriminator"]["classifier.weight"], checkpoint["discriminator"]["classifier.weight"]
+    )
+
 
 def test_two_process_torchrun(tmp_path, shared_data):
     out = tmp_path / "ddp"
