@@ -28,7 +28,7 @@ from .changestar import LITE0_STAGE_ENDS, ChangeStar, ChangeStarConfig, build_ch
 from .device import pick_device
 from .errors import InputError
 from .paths import shared_data_dir
-from .weights import save_weights
+from .weights import load_weights, save_weights
 
 PAIR_FILES = ("t1.png", "t2.png", "change.png")
 VALIDATION_SHARE = 20  # one generated pair in 20 is held out (stable hash of its folder name)
@@ -323,7 +323,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--init",
         type=Path,
-        help="new runs: a ChangeStar checkpoint, or torchvision ResNet-18 ImageNet weights",
+        help="new runs: a ChangeStar checkpoint (.pth or our .safetensors), or torchvision ResNet-18 ImageNet weights",
     )
     parser.add_argument("--crop", type=int, default=256)
     parser.add_argument("--batch", type=int, default=4, help="pairs per step and process")
@@ -368,7 +368,16 @@ def _atomic_torch_save(obj, path: Path) -> None:
 
 def load_initial_weights(model: ChangeStar, path: Path) -> None:
     """Start from a whole ChangeStar checkpoint (e.g. an official Changen R-18 release) or from ImageNet weights of
-    the encoder alone (a torchvision-style ResNet-18 state dict; its classifier is dropped)."""
+    the encoder alone (a torchvision-style ResNet-18 state dict; its classifier is dropped), or from a shipped
+    .safetensors detector (continued training)."""
+    if path.suffix == ".safetensors":
+        state, config = load_weights(path)
+        if config.get("encoder") != model.config.encoder:
+            raise InputError(
+                f"{path} holds a {config.get('encoder')} detector: pass --encoder {config.get('encoder')}."
+            )
+        model.load_state_dict(state, strict=True)
+        return
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:

@@ -167,3 +167,21 @@ def test_initial_weights_from_resnet18_imagenet_or_a_whole_checkpoint(tmp_path):
     assert torch.equal(target.decoder.conv[0].weight, source.decoder.conv[0].weight)
     with pytest.raises(InputError, match="resnet18"):
         load_initial_weights(build_changestar("efficientnet_lite0"), tmp_path / "resnet18_imagenet.pth")
+
+
+def test_initial_weights_from_a_shipped_safetensors_detector(tmp_path):
+    import torch
+
+    from core.changestar import build_changestar
+    from core.errors import InputError
+    from core.train_detector import load_initial_weights
+    from core.weights import save_weights
+
+    source = build_changestar("resnet18")
+    path = tmp_path / "detector.safetensors"
+    save_weights(path, source.state_dict(), {**source.config.__dict__, "threshold": 0.4})
+    target = build_changestar("resnet18")
+    load_initial_weights(target, path)
+    assert torch.equal(target.decoder.conv[0].weight, source.decoder.conv[0].weight)
+    with pytest.raises(InputError, match="--encoder resnet18"):
+        load_initial_weights(build_changestar("efficientnet_lite0"), path)
