@@ -359,6 +359,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         help="with --card: `evaluate --json` of the untrained model (reused rows)",
     )
+    parser.add_argument(
+        "--comparison",
+        type=Path,
+        help="with --card: the table of scripts/zero_shot_comparison.py (OUT/comparison.md) to include",
+    )
 
 
 def _atomic_torch_save(obj, path: Path) -> None:
@@ -472,7 +477,60 @@ def zero_shot_reports(model_path: Path, reference_json: Path | None) -> list[dic
     return reports
 
 
-def write_model_card(path: Path, name: str, config: dict, reports: list[dict]) -> None:
+def pair_methods(pair_roots: list[str]) -> list[str]:
+    """The synthesis method of each pair folder, from its dataset.json."""
+    methods = []
+    for root in pair_roots:
+        description = Path(root) / "dataset.json"
+        if description.is_file():
+            methods.append(json.loads(description.read_text())["settings"]["method"])
+    return methods
+
+
+def reproduce_commands(name: str, train_args: dict, pair_roots: list[str]) -> list[str]:
+    """generate-dataset commands from each pair folder's dataset.json, then the run's train and export lines."""
+    lines = []
+    for root in pair_roots:
+        description = Path(root) / "dataset.json"
+        if not description.is_file():
+            lines.append(f"# {root}: made by `python -m core generate-dataset` (its dataset.json is missing)")
+            continue
+        dataset = json.loads(description.read_text())
+        sources = sorted({str(Path(source).parent.parent) for source in dataset["sources"]})
+        settings = dataset["settings"]
+        lines.append(
+            "python -m core generate-dataset "
+            + " ".join(f"--source {source}" for source in sources)
+            + f" --method {settings['method']} --pairs {dataset['pairs']} --crop {settings['crop']} "
+            f"--star {settings['star']} --seed {settings['seed']} --out {root}"
+        )
+    run_dir = train_args.get("run_dir", "runs/detector")
+    kept = (
+        "star_fraction",
+        "no_change_fraction",
+        "steps",
+        "batch",
+        "crop",
+        "lr",
+        "freeze_stride",
+        "init",
+        "seed",
+    )
+    options = [f"--pairs {root}" for root in pair_roots] + [
+        f"--{key.replace('_', '-')} {train_args[key]}"
+        for key in kept
+        if train_args.get(key) not in (None, "None")
+    ]
+    return lines + [
+        f"nohup nice -n 10 python -m core train-detector --run-dir {run_dir} {' '.join(options)} --threads 1 &"
+        "   # resumes from its checkpoint",
+        f"python -m core train-detector --run-dir {run_dir} --export resources/models/{name}.safetensors --card",
+    ]
+
+
+def write_model_card(
+    path: Path, name: str, config: dict, reports: list[dict], comparison: str | None = None
+) -> None:
     validation = config.get("synthetic_validation") or {}
     sources = config.get("sources") or {}
     train_args = config.get("train_args") or {}
@@ -493,8 +551,9 @@ def write_model_card(path: Path, name: str, config: dict, reports: list[dict]) -
         "",
         "## Training data (synthetic only; no real change label was used)",
         f"- {sources.get('generated_pairs', 0)} pairs from `python -m core generate-dataset` "
-        f"({', '.join(sources.get('pair_roots') or []) or 'none'}): copy-paste, inpainting and STAR pairs, "
-        "colour jitter, misregistration.",
+        f"({', '.join(sources.get('pair_roots') or []) or 'none'}; methods: "
+        f"{', '.join(pair_methods(sources.get('pair_roots') or [])) or 'unknown'}), with the generator's realism "
+        "tricks (colour jitter, unlabelled appearance change, roof lean, misregistration).",
         f"- STAR pairs on the fly from {len(sources.get('star_tiles') or [])} building tiles "
         "(t2 = another crop, change = XOR of the building masks), and restyled no-change pairs (t2 = t1 with "
         "new colours, gamma, haze, blur, noise, ≤ 2 px misregistration; empty label).",
@@ -551,16 +610,16 @@ def write_model_card(path: Path, name: str, config: dict, reports: list[dict]) -
         "- A few real dev tiles per dataset: differences of a few F1 points are noise.",
         "",
     ]
-    run_dir = train_args.get("run_dir", "runs/detector_lite0")
+    if comparison:
+        lines += [
+            "## The same detector pre-trained on each synthesis method (zero-shot F1 in %, P / R)",
+            comparison.strip(),
+            "",
+        ]
     lines += [
         "## Reproduce, continue, export",
         "```",
-        "python -m core generate-dataset --source ../shared/data/buildings/xbd_harvey --source "
-        "../shared/data/buildings/idabd --source ../shared/data/buildings/xbd_joplin --method mixed --pairs 4000 "
-        "--crop 256 --out runs/pairs_mixed",
-        f"nohup nice -n 10 python -m core train-detector --run-dir {run_dir} --pairs runs/pairs_mixed "
-        "--star-fraction 0.1 --no-change-fraction 0.1 --threads 1 &   # resumes from its checkpoint",
-        f"python -m core train-detector --run-dir {run_dir} --export resources/models/{name}.safetensors --card",
+        *reproduce_commands(name, train_args, sources.get("pair_roots") or []),
         "```",
         "",
     ]
@@ -582,7 +641,8 @@ def run(args) -> int:
             for report in reports:
                 print(format_table(report) + "\n")
             card = args.export.with_suffix(".md")
-            write_model_card(card, args.export.stem, config, reports)
+            comparison = args.comparison.read_text() if args.comparison else None
+            write_model_card(card, args.export.stem, config, reports, comparison)
             print(f"wrote {card}")
         return 0
     return train(args)

@@ -126,25 +126,42 @@ def test_two_process_run_resumes_and_exports(tmp_path, shared_data):
     assert detector.threshold == validation["threshold"]
 
 
-def test_model_card_states_licence_threshold_calibration_and_scores(tmp_path):
+def test_model_card_states_licence_threshold_calibration_scores_and_commands(tmp_path):
+    pairs = tmp_path / "pairs_changen"
+    pairs.mkdir()
+    dataset = {
+        "settings": {"method": "changen", "crop": 256, "star": 0.0, "seed": 3},
+        "pairs": 800,
+        "sources": ["/data/buildings/idabd/images/a.png", "/data/buildings/idabd/images/b.png"],
+    }
+    (pairs / "dataset.json").write_text(json.dumps(dataset))
     validation = threshold_sweep(
         np.random.default_rng(6).random(1000), np.random.default_rng(7).random(1000) < 0.3
     )
     config = {
         "fpn_channels": 256, "decoder_channels": 96, "threshold": validation["threshold"], "steps": 1200,
         "pairs_seen": 4800, "train_seconds": 3600.0, "synthetic_validation": validation, "checkpoint": "best.pt",
-        "sources": {"generated_pairs": 3788, "pair_roots": ["runs/pairs_mixed"], "star_tiles": ["a", "b"]},
-        "train_args": {"batch": "4", "crop": "256", "lr": "0.0002", "freeze_stride": "8", "run_dir": "runs/x"},
+        "sources": {"generated_pairs": 3788, "pair_roots": [str(pairs)], "star_tiles": ["a", "b"]},
+        "train_args": {"batch": "4", "crop": "256", "lr": "0.0002", "freeze_stride": "8", "run_dir": "runs/x",
+                       "init": "None", "steps": "300"},
     }  # fmt: skip
     score = {"method": "CVA + Otsu", "precision": 0.5, "recall": 0.25, "f1": 1 / 3, "iou": 0.2}
     report = {"title": "DSIFN", "pairs": ["p"], "change_prevalence": 0.27, "scores": [score]}
-    write_model_card(tmp_path / "m.md", "m", config, [report])
+    write_model_card(
+        tmp_path / "m.md", "m", config, [report], "| pre-trained on | F1 |\n| changen pairs | 70 |"
+    )
     card = (tmp_path / "m.md").read_text()
     assert "Non-commercial research use only" in card
     assert f"Decision threshold: **{validation['threshold']}**" in card
     assert "| CVA + Otsu | 50.0 | 25.0 | 33.3 | 20.0 |" in card
     assert card.count("| 0.") >= 10  # one reliability row per bin
     assert "--run-dir runs/x --export resources/models/m.safetensors --card" in card
+    assert (
+        f"generate-dataset --source /data/buildings/idabd --method changen --pairs 800 --crop 256 --star 0.0 "
+        f"--seed 3 --out {pairs}"
+    ) in card
+    assert f"--pairs {pairs} --steps 300 --batch 4" in card and "--init" not in card
+    assert "methods: changen" in card and "| changen pairs | 70 |" in card
 
 
 def test_initial_weights_from_resnet18_imagenet_or_a_whole_checkpoint(tmp_path):
