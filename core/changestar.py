@@ -322,7 +322,7 @@ def build_changestar(encoder: str = "efficientnet_lite0", imagenet: bool = False
 
 @dataclass
 class LoadedDetector:
-    model: ChangeStar
+    model: nn.Module  # ChangeStar, or core.changestar_sam.ChangeStarSAM for Changen2 1×256 checkpoints
     config: dict
 
     @property
@@ -338,18 +338,31 @@ def load_official_checkpoint(path: str | Path) -> tuple[dict, dict]:
         raise InputError(
             f"Cannot read {path} as a PyTorch checkpoint ({error}); pass a .pth state dict."
         ) from error
-    state = checkpoint.get("model", checkpoint.get("state_dict", checkpoint))
-    state = {key.removeprefix("module."): value for key, value in state.items()}
+    if isinstance(checkpoint, dict):
+        checkpoint = checkpoint.get("model", checkpoint.get("state_dict", checkpoint))
+    if not isinstance(checkpoint, dict):
+        raise InputError(f"{path} holds no state dict; pass a .pth file saved from a model's state_dict().")
+    state = {key.removeprefix("module."): value for key, value in checkpoint.items()}
     return state, {"architecture": ARCHITECTURE, "encoder": "resnet18", "threshold": 0.5}
 
 
 def load_detector(
     name_or_path: str = "changestar_lite0", device: str | torch.device = "cpu"
 ) -> LoadedDetector:
-    """A shipped name (resources/models/<name>.safetensors), a .safetensors path, or an official Changen .pth
-    checkpoint of ChangeStar(1×96) R-18; returns the model in eval mode."""
+    """A shipped name (resources/models/<name>.safetensors), a .safetensors path, or an official .pth checkpoint:
+    Changen's ChangeStar(1×96) R-18 or Changen2's ChangeStar(1×256) SAM ViT; returns the model in eval mode."""
     if Path(name_or_path).suffix in (".pth", ".pt"):
         state, config = load_official_checkpoint(name_or_path)
+        if any(key.startswith("encoder.vit.") for key in state):
+            from .changestar_sam import build_from_state
+
+            model, config = build_from_state(state, str(name_or_path))
+            return LoadedDetector(model=model.to(device).eval(), config=config)
+        if not any(key.startswith("encoder.resnet.") for key in state):
+            raise InputError(
+                f"'{name_or_path}' is neither a ChangeStar(1×96) R-18 (encoder.resnet.*) nor a Changen2 "
+                "ChangeStar(1×256) (encoder.vit.*) checkpoint; pass one of those released .pth files."
+            )
     else:
         state, config = load_weights(name_or_path, device="cpu")
     if config.get("architecture") != ARCHITECTURE:
