@@ -42,6 +42,23 @@ def test_settings_dialog_stores_the_choice_in_qgssettings(dock):
     dialog.accept()
 
 
+def test_settings_dialog_browses_for_an_official_detector_file(dock, monkeypatch):
+    from changen.ui import settings_dialog
+
+    asked = []
+
+    def fake_dialog(parent, title, folder, file_filter):
+        asked.append(file_filter)
+        return "/models/changestar_vitb_1x256.pth", file_filter
+
+    monkeypatch.setattr(settings_dialog.QFileDialog, "getOpenFileName", fake_dialog)
+    dialog = SettingsDialog(dock)
+    dialog.detector_row.browse_button.click()
+    assert dialog.detector.currentText() == "/models/changestar_vitb_1x256.pth"
+    assert "*.pth" in asked[0]
+    dialog.reject()
+
+
 def test_tool_buttons_install_and_remove_map_tools(joplin, qgis_iface):
     _, _, tab = joplin
     canvas = qgis_iface.mapCanvas()

@@ -1,6 +1,16 @@
 """Settings dialog: compute device and the models the dock uses (stored in QgsSettings)."""
 
-from qgis.PyQt.QtWidgets import QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLabel
+from qgis.PyQt.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QToolButton,
+    QWidget,
+)
 
 from ..plugin.settings import DEVICE_CHOICES, PluginSettings, load_settings, save_settings
 
@@ -12,14 +22,38 @@ def shipped_models(prefix: str) -> list[str]:
     return sorted(path.stem for path in MODELS_DIR.glob(f"{prefix}*.safetensors"))
 
 
-def _model_combo(current: str, names: list[str]) -> QComboBox:
+MODEL_FILE_FILTER = "Model files (*.safetensors *.pth *.pt)"
+
+
+def _model_combo(current: str, names: list[str], tooltip: str) -> QComboBox:
     combo = QComboBox()
     combo.setEditable(True)
     combo.addItems(names)
     combo.setCurrentText(current)
     combo.lineEdit().setPlaceholderText("default shipped model")
-    combo.setToolTip("A shipped model name, or the path of a .safetensors file written by Changen.")
+    combo.setToolTip(tooltip)
     return combo
+
+
+def _with_browse_button(combo: QComboBox, title: str) -> QWidget:
+    """The combo plus a "…" button that puts a chosen model file's path into it."""
+    row = QWidget()
+    layout = QHBoxLayout(row)
+    layout.setContentsMargins(0, 0, 0, 0)
+    layout.addWidget(combo, 1)
+    browse = QToolButton()
+    browse.setText("…")
+    browse.setToolTip("Choose a model file")
+
+    def choose():
+        path, _ = QFileDialog.getOpenFileName(row, title, "", MODEL_FILE_FILTER)
+        if path:
+            combo.setCurrentText(path)
+
+    browse.clicked.connect(choose)
+    layout.addWidget(browse)
+    row.browse_button = browse
+    return row
 
 
 class SettingsDialog(QDialog):
@@ -35,10 +69,20 @@ class SettingsDialog(QDialog):
         self.device.setCurrentText(self.settings.device)
         self.device.setToolTip("auto uses CUDA when torch sees a GPU, else the CPU.")
         form.addRow("Device", self.device)
-        self.generator = _model_combo(self.settings.generator_model, shipped_models("changen"))
-        form.addRow("Generator model", self.generator)
-        self.detector = _model_combo(self.settings.detector_model, shipped_models("changestar"))
-        form.addRow("Detector model", self.detector)
+        self.generator = _model_combo(
+            self.settings.generator_model,
+            shipped_models("changen"),
+            "A shipped generator name, or the path of a .safetensors generator exported by Changen.",
+        )
+        form.addRow("Generator model", _with_browse_button(self.generator, "Generator model"))
+        self.detector = _model_combo(
+            self.settings.detector_model,
+            shipped_models("changestar"),
+            "A shipped detector name, a .safetensors detector exported by Changen, or an official ChangeStar "
+            ".pth file (Changen 1×96 R-18, Changen2 1×256 SAM ViT-B/L).",
+        )
+        self.detector_row = _with_browse_button(self.detector, "Detector model")
+        form.addRow("Detector model", self.detector_row)
         note = QLabel(
             "Shipped weights are for non-commercial research use (trained on xBD, CC BY-NC-SA 4.0)."
         )
