@@ -1,12 +1,16 @@
 """Realism of synthesized post-event images: FID/KID and change fidelity for Changen and both baselines.
 
+Changen is measured twice: `changen regenerate` (the generator redraws the whole image, the paper's design) and
+`changen keep` (the input kept outside the dilated change, the generated pixels colour-fitted inside).
+
 Run: `.venv/bin/python bench/bench_realism.py [--model changen_gan_cpu|PATH] [--crops 96] [--size 256] [--out F]`.
 
 Inputs are random crops of the real pre-disaster building tiles (`buildings/xbd_harvey`, `idabd`, `xbd_joplin`);
 one event step per crop (30 % of the buildings removed, 3 created, seeded). The real reference set is a
 *different* set of crops from the same tiles, so "unchanged input" gives the floor FID of this protocol. FID/KID use
 EfficientNet-Lite0 ImageNet features (`core.realism`): compare rows with each other, not with published FIDs.
-Fidelity columns are averages over crops of `core.realism.change_fidelity`.
+Fidelity columns are averages over crops of `core.realism.change_fidelity` (`removed~ring`: colour distance of
+removed footprints to a 5-px ring around them afterwards; the input's own is `removed_to_ring_pre` in the JSON).
 """
 
 import argparse
@@ -56,25 +60,36 @@ def main() -> int:
     from core.changen_gan import load_generator
     from core.errors import InputError
 
-    methods = ["copy-paste", "inpainting", "changen"]
+    methods = {
+        "copy-paste": ("copy-paste", "keep"),
+        "inpainting": ("inpainting", "keep"),
+        "changen regen.": ("changen", "regenerate"),
+        "changen keep": ("changen", "keep"),
+    }
     try:
         generator = load_generator(args.model, "cpu")
     except InputError as error:
         print(f"changen skipped: {error}")
         generator = None
-        methods.remove("changen")
+        methods = {name: spec for name, spec in methods.items() if spec[0] != "changen"}
     inputs = random_crops(args.crops, args.size, seed=0)
     reference = [image for image, _ in random_crops(args.crops, args.size, seed=1)]
     extractor = FeatureExtractor()
     rows = {"unchanged input": image_set_distances(reference, [image for image, _ in inputs], extractor)}
-    for method in methods:
+    for name, (method, unchanged) in methods.items():
         started = time.perf_counter()
         posts, fidelity = [], []
         for index, (image, mask) in enumerate(inputs):
             state = LabelState.from_mask(mask)
             step = simulate_step(state, np.random.default_rng(index), remove=0.3, create=3, min_area=32)
             post = synthesize_step(
-                method, image, state, step, np.random.default_rng(index), generator=generator
+                method,
+                image,
+                state,
+                step,
+                np.random.default_rng(index),
+                generator=generator,
+                unchanged=unchanged,
             )
             posts.append(post)
             fidelity.append(change_fidelity(image, post, step.removed, step.created))
@@ -82,9 +97,17 @@ def main() -> int:
         for key in fidelity[0]:
             row[key] = float(np.nanmean([scores.get(key, np.nan) for scores in fidelity]))
         row["seconds"] = round(time.perf_counter() - started, 1)
-        rows[method] = row
-    columns = ("fid", "kid_x1000", "mad_removed", "mad_created", "mad_outside", "ssim_outside")
-    print(f"{'':<16}" + "".join(f"{name:>14}" for name in columns))
+        rows[name] = row
+    columns = {
+        "fid": "fid",
+        "kid_x1000": "kid_x1000",
+        "mad_removed": "mad_removed",
+        "mad_created": "mad_created",
+        "mad_outside": "mad_outside",
+        "ssim_outside": "ssim_outside",
+        "removed_to_ring_post": "removed~ring",
+    }
+    print(f"{'':<16}" + "".join(f"{label:>14}" for label in columns.values()))
     for name, row in rows.items():
         print(f"{name:<16}" + "".join(f"{row.get(key, float('nan')):>14.3f}" for key in columns))
     print(

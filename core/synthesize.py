@@ -4,6 +4,12 @@ Methods: `changen` (the trained generator, tiled with overlap and centre-crop st
 with the raster), `copy-paste` (creation only) and `inpainting` (removal only), the paper's baselines. Outputs are
 GeoTIFFs on the input image's grid (CRS, transform and nodata kept) plus a JSON event log.
 
+`unchanged`: "regenerate" (the paper's design: the generator redraws the whole image, which gives temporal
+diversity for training data) or "keep" (an analyst's edit: the input stays as it was outside the change; inside a
+slightly dilated, feathered change region the generator's output is colour-harmonised to the input, see
+`keep_unchanged`). User-facing paths default to "keep"; `synthesize_step` (used by `generate-dataset`) to
+"regenerate".
+
 Memory: the generator's activations (hundreds of bytes per pixel) exist for one 512² tile at a time; what grows
 with the raster are the images, masks and instance rasters themselves (about 12 bytes per pixel per frame:
 image, classes, instance ids, change masks).
@@ -19,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy import ndimage
 
 from .atomic import write_text_atomic
 from .baselines import copy_paste, inpaint
@@ -33,6 +40,13 @@ GENERATOR_TILE = 512
 GENERATOR_OVERLAP = 48
 NOISE_BLOCK = 32
 DEFAULT_GENERATOR = "changen_gan_cpu"
+UNCHANGED_MODES = ("keep", "regenerate")
+KEEP_DILATION = 3  # px the change grows before compositing: footprints miss roof edges and shadows
+KEEP_FEATHER = 6  # px over which the generated pixels fade into the input beyond the dilated change
+# px: scale of the low-frequency colour correction of the generator's output (6, 12 and 24 measured alike)
+HARMONISE_SIGMA = 12.0
+HARMONISE_RADIUS = int(3 * HARMONISE_SIGMA)
+KEEP_REACH = KEEP_DILATION + KEEP_FEATHER + HARMONISE_RADIUS  # farthest a change influences or reads a pixel
 
 
 def _tile_noise(seed: int, channels: int, top: int, left: int, height: int, width: int) -> np.ndarray:
@@ -61,6 +75,71 @@ def _pad_for_generator(array: np.ndarray, minimum: int) -> np.ndarray:
     return padded
 
 
+def _window_slices(window, height: int, width: int, margin: int = 0) -> tuple[slice, slice]:
+    """Row and column slices of a rasterio window grown by `margin` px on every side, clipped to the raster."""
+    top, left = int(window.row_off) - margin, int(window.col_off) - margin
+    bottom, right = int(window.row_off + window.height) + margin, int(window.col_off + window.width) + margin
+    return slice(max(top, 0), min(bottom, height)), slice(max(left, 0), min(right, width))
+
+
+def _gaussian(values: np.ndarray) -> np.ndarray:
+    return ndimage.gaussian_filter(values, HARMONISE_SIGMA, truncate=HARMONISE_RADIUS / HARMONISE_SIGMA)
+
+
+def _harmonised_composite(original: np.ndarray, generated: np.ndarray, change: np.ndarray) -> np.ndarray:
+    """`original` with the dilated, feathered `change` region taken from `generated`, after a low-frequency
+    colour correction: the generated pixels get `blur(original - generated)`, the blur a Gaussian weighted over
+    the unchanged pixels only (the pixels being replaced do not leak back in)."""
+    distance = ndimage.distance_transform_edt(~change)
+    alpha = np.clip((KEEP_DILATION + KEEP_FEATHER - distance) / KEEP_FEATHER, 0.0, 1.0)
+    alpha = alpha * alpha * (3 - 2 * alpha)
+    unchanged = (distance > KEEP_DILATION).astype(np.float64)
+    weight_sum = _gaussian(unchanged)
+    # a weighted mean, faded out far inside a large change where almost no unchanged pixel is in reach
+    to_weighted_mean = np.clip(weight_sum / 0.05, 0.0, 1.0) / np.maximum(weight_sum, 1e-6)
+    difference = original.astype(np.float64) - generated.astype(np.float64)
+    out = original.astype(np.float64)
+    for channel in range(3):
+        correction = _gaussian(difference[..., channel] * unchanged) * to_weighted_mean
+        harmonised = generated[..., channel] + correction
+        out[..., channel] = alpha * harmonised + (1 - alpha) * original[..., channel]
+    composite = np.clip(np.round(out), 0, 255).astype(np.uint8)
+    return np.where((alpha > 0)[..., None], composite, original)
+
+
+def keep_unchanged(
+    original: np.ndarray, generated: np.ndarray, change: np.ndarray, tile: int = GENERATOR_TILE
+) -> np.ndarray:
+    """`original` outside the change; inside the change grown by `KEEP_DILATION` (and fading out over
+    `KEEP_FEATHER` px) the generated image, its colours corrected towards `original` so that the seam does not
+    show.
+
+    Works tile by tile with `KEEP_REACH` px of context: every pixel depends only on pixels within that reach, so the
+    result does not depend on `tile` and memory does not grow with the image beyond the images themselves."""
+    height, width = change.shape
+    out = original.copy()
+    for tile_ in TileGrid(height, width, max(tile, 4 * KEEP_REACH), KEEP_REACH):
+        owned_rows, owned_cols = _window_slices(tile_.owned, height, width)
+        reach_rows, reach_cols = _window_slices(tile_.owned, height, width, KEEP_REACH)
+        near = np.nonzero(change[reach_rows, reach_cols])
+        if len(near[0]) == 0:
+            continue
+        # everything an owned pixel depends on lies within KEEP_REACH of a change pixel: work on that box only
+        top = max(reach_rows.start + int(near[0].min()) - KEEP_REACH, reach_rows.start)
+        bottom = min(reach_rows.start + int(near[0].max()) + KEEP_REACH + 1, reach_rows.stop)
+        left = max(reach_cols.start + int(near[1].min()) - KEEP_REACH, reach_cols.start)
+        right = min(reach_cols.start + int(near[1].max()) + KEEP_REACH + 1, reach_cols.stop)
+        box = (slice(top, bottom), slice(left, right))
+        composite = _harmonised_composite(original[box], generated[box], change[box])
+        rows = slice(max(owned_rows.start, top), min(owned_rows.stop, bottom))
+        cols = slice(max(owned_cols.start, left), min(owned_cols.stop, right))
+        if rows.start < rows.stop and cols.start < cols.stop:
+            out[rows, cols] = composite[
+                rows.start - top : rows.stop - top, cols.start - left : cols.stop - left
+            ]
+    return out
+
+
 def changen_synthesize(
     generator: torch.nn.Module,
     image_hwc_uint8: np.ndarray,
@@ -71,13 +150,18 @@ def changen_synthesize(
     tile: int = GENERATOR_TILE,
     overlap: int = GENERATOR_OVERLAP,
     is_canceled: Callable[[], bool] | None = None,
+    unchanged: str = "regenerate",
 ) -> np.ndarray:
     """One generator step on an image of any size -> `(H, W, 3)` uint8.
 
     Tiles of `tile` px with `overlap` px of context are padded (mirror) to multiples of 32, run one at a time and
-    centre-cropped, so peak memory depends on `tile`, not on the image. Same seed -> same output."""
+    centre-cropped, so peak memory depends on `tile`, not on the image. Same seed -> same output.
+    `unchanged="keep"` composites the output into the input around the pixels whose class changed
+    (`keep_unchanged`) and runs the generator only on tiles that reach a change."""
     if image_hwc_uint8.dtype != np.uint8 or image_hwc_uint8.ndim != 3 or image_hwc_uint8.shape[2] != 3:
         raise InputError(f"the generator needs an (H, W, 3) uint8 image, got {image_hwc_uint8.shape}")
+    if unchanged not in UNCHANGED_MODES:
+        raise InputError(f"unchanged must be one of {', '.join(UNCHANGED_MODES)}, got '{unchanged}'")
     num_classes = getattr(generator, "config", {}).get("num_classes")
     highest = int(max(semantic_t.max(initial=0), semantic_t1.max(initial=0)))
     if num_classes is not None and highest >= num_classes:
@@ -88,12 +172,16 @@ def changen_synthesize(
     device = pick_device(device) if isinstance(device, str) else device
     minimum = max(64, NOISE_BLOCK)
     height, width = semantic_t.shape
-    out = np.empty((height, width, 3), np.uint8)
+    keep = unchanged == "keep"
+    change = semantic_t != semantic_t1
+    out = image_hwc_uint8.copy() if keep else np.empty((height, width, 3), np.uint8)
     channels = generator.noise_channels
     with torch.inference_mode():
         for tile_ in TileGrid(height, width, tile, overlap):
             if is_canceled is not None and is_canceled():
                 raise Canceled()
+            if keep and not change[_window_slices(tile_.owned, height, width, KEEP_REACH)].any():
+                continue
             r = tile_.read
             rows = slice(int(r.row_off), int(r.row_off + r.height))
             cols = slice(int(r.col_off), int(r.col_off + r.width))
@@ -114,11 +202,8 @@ def changen_synthesize(
                 ((result[0].float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
             )
             crop_rows, crop_cols = tile_.crop
-            o = tile_.owned
-            out[int(o.row_off) : int(o.row_off + o.height), int(o.col_off) : int(o.col_off + o.width)] = (
-                pixels[crop_rows, crop_cols]
-            )
-    return out
+            out[_window_slices(tile_.owned, height, width)] = pixels[crop_rows, crop_cols]
+    return keep_unchanged(image_hwc_uint8, out, change, tile) if keep else out
 
 
 def synthesize_step(
@@ -131,8 +216,10 @@ def synthesize_step(
     device: str | torch.device = "cpu",
     ground_texture: float = 0.0,
     is_canceled: Callable[[], bool] | None = None,
+    unchanged: str = "regenerate",
 ) -> np.ndarray:
-    """The image after one event step, by `method` (see `METHODS`)."""
+    """The image after one event step, by `method` (see `METHODS`). `unchanged` applies to `changen` only (the
+    baselines always keep the unchanged pixels); its default here is the paper's whole-image synthesis."""
     if method == "copy-paste":
         return copy_paste(image, state_t, step, rng)
     if method == "inpainting":
@@ -142,7 +229,14 @@ def synthesize_step(
             raise ValueError("method 'changen' needs a generator (core.changen_gan.load_generator)")
         seed = int(rng.integers(2**63))
         return changen_synthesize(
-            generator, image, state_t.semantic, step.state.semantic, seed, device, is_canceled=is_canceled
+            generator,
+            image,
+            state_t.semantic,
+            step.state.semantic,
+            seed,
+            device,
+            is_canceled=is_canceled,
+            unchanged=unchanged,
         )
     raise InputError(f"Unknown synthesis method '{method}': use one of {', '.join(METHODS)}.")
 
@@ -168,13 +262,17 @@ def synthesize(
     progress: Callable[[float], None] | None = None,
     is_canceled: Callable[[], bool] | None = None,
     generator: torch.nn.Module | str | None = None,
+    unchanged: str = "keep",
 ) -> SynthesisResult:
     """Images for every frame of `series` (whose first frame is `state`, on `image`'s grid).
 
     16-bit images are stretched to 8 bits first (`to_uint8`); nodata pixels stay nodata in every frame.
-    `generator`: a module or a model name/path for `changen` (default: the shipped `changen_gan_cpu`)."""
+    `generator`: a module or a model name/path for `changen` (default: the shipped `changen_gan_cpu`).
+    `unchanged`: for `changen`, "keep" the input outside the change (an edit) or "regenerate" the whole image."""
     if method not in METHODS:
         raise InputError(f"Unknown synthesis method '{method}': use one of {', '.join(METHODS)}.")
+    if unchanged not in UNCHANGED_MODES:
+        raise InputError(f"Unknown mode unchanged='{unchanged}': use one of {', '.join(UNCHANGED_MODES)}.")
     if state.shape != image.grid.shape or series.frames[0].shape != state.shape:
         raise InputError(
             f"the buildings ({state.shape[1]}×{state.shape[0]} px) are not on the image's grid "
@@ -198,7 +296,15 @@ def synthesize(
             raise Canceled()
         started = time.perf_counter()
         following = synthesize_step(
-            method, images[-1], current_state, step, rng, generator, torch_device, is_canceled=is_canceled
+            method,
+            images[-1],
+            current_state,
+            step,
+            rng,
+            generator,
+            torch_device,
+            is_canceled=is_canceled,
+            unchanged=unchanged,
         )
         following[invalid] = images[0][invalid]
         timings.append(round(time.perf_counter() - started, 3))
@@ -210,6 +316,7 @@ def synthesize(
             progress(100.0 * (t + 1) / max(len(series.steps), 1))
     log = {
         "method": method,
+        "unchanged": unchanged if method == "changen" else "keep",
         "device": describe_device(torch_device),
         "seconds_per_step": timings,
         "series": series.to_dict(),
@@ -235,6 +342,13 @@ def add_arguments(parser) -> None:
         "--seed", type=int, default=0, help="random seed: the same seed gives the same output"
     )
     parser.add_argument("--method", choices=METHODS, default="changen")
+    parser.add_argument(
+        "--unchanged",
+        choices=UNCHANGED_MODES,
+        default="keep",
+        help="changen: keep the input outside the change (default) or regenerate the whole image (the paper's "
+        "synthesis, more diverse training data); the baselines always keep it",
+    )
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--model", default=DEFAULT_GENERATOR, help="generator name or .safetensors path")
     parser.add_argument("--bands", type=int, nargs=3, metavar=("R", "G", "B"), help="band numbers (1-based)")
@@ -290,13 +404,15 @@ def run(args) -> int:
         device=args.device,
         rng=np.random.default_rng([args.seed, 1]),
         generator=args.model,
+        unchanged=args.unchanged,
     )
     written = write_result(result, grid, Path(args.out))
     events = [event for step in series.steps for event in step.events]
     removed = sum(event.kind == "remove" for event in events)
     created = sum(event.kind == "create" for event in events)
+    mode = f" ({args.unchanged} unchanged)" if args.method == "changen" else ""
     print(
-        f"{args.method} on {result.log['device']}: {args.steps} step(s), {removed} removed, {created} created, "
+        f"{args.method}{mode} on {result.log['device']}: {args.steps} step(s), {removed} removed, {created} created, "
         f"{time.perf_counter() - started:.1f} s; wrote {len(written)} files to {args.out}"
     )
     return 0

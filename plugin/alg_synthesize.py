@@ -23,6 +23,10 @@ from ..core.errors import InputError
 from .algorithms import ChangenAlgorithm, progress_callbacks
 
 METHODS = (("changen", "Changen generator"), ("copy-paste", "Copy-Paste"), ("inpainting", "Inpainting"))
+UNCHANGED = (
+    ("keep", "Keep the image outside the change (an edit)"),
+    ("regenerate", "Regenerate the whole image (the paper's synthesis)"),
+)
 
 
 def removal_amount(value: float) -> int | float:
@@ -65,6 +69,10 @@ class SynthesizeChangePair(ChangenAlgorithm):
         "Simulates change events on the buildings of a pre-event image (some removed, copies of others created, "
         "over T time steps) and synthesizes the image after each step with the Changen generator or a baseline "
         "(Copy-Paste: creation only; Inpainting: removal only).<br>"
+        "Changen, unchanged pixels: <i>keep</i> (default) leaves the image as it was outside the change and blends "
+        "the generated, colour-corrected pixels into a slightly grown change region; <i>regenerate</i> lets the "
+        "generator redraw the whole image (the paper's design: more varied training data, but the scene's colours "
+        "and texture change everywhere). The baselines always keep the unchanged pixels.<br>"
         "Buildings: a polygon layer in any CRS (reprojected onto the image) or a building mask raster on the "
         "image's grid.<br>"
         "Writes into the output folder, as GeoTIFFs on the image's grid: image_t0…image_tT, mask_t0…mask_tT "
@@ -84,6 +92,14 @@ class SynthesizeChangePair(ChangenAlgorithm):
         self.addParameter(
             QgsProcessingParameterEnum(
                 "METHOD", "Synthesis method", options=[label for _, label in METHODS], defaultValue=0
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterEnum(
+                "UNCHANGED",
+                "Changen: pixels outside the change",
+                options=[label for _, label in UNCHANGED],
+                defaultValue=0,
             )
         )
         self.addParameter(
@@ -148,6 +164,7 @@ class SynthesizeChangePair(ChangenAlgorithm):
         image_path = raster_path(image_layer)
         buildings = self.parameterAsLayer(parameters, "BUILDINGS", context)
         method = METHODS[self.parameterAsEnum(parameters, "METHOD", context)][0]
+        unchanged = UNCHANGED[self.parameterAsEnum(parameters, "UNCHANGED", context)][0]
         steps = self.parameterAsInt(parameters, "STEPS", context)
         remove = removal_amount(self.parameterAsDouble(parameters, "REMOVE", context))
         create = self.parameterAsInt(parameters, "CREATE", context)
@@ -174,9 +191,10 @@ class SynthesizeChangePair(ChangenAlgorithm):
             progress=progress,
             is_canceled=is_canceled,
             generator=model,
+            unchanged=unchanged,
         )
         feedback.pushInfo(
-            f"{method} on {result.log['device']}, seconds per step: {result.log['seconds_per_step']}"
+            f"{method} ({result.log['unchanged']} unchanged) on {result.log['device']}, seconds per step: {result.log['seconds_per_step']}"
         )
         write_result(result, grid, out)
         feedback.setProgress(100)

@@ -6,10 +6,12 @@ from qgis.core import QgsSettings
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 SYNTHESIS_METHODS = ("changen", "copy-paste", "inpainting")
+UNCHANGED_MODES = ("keep", "regenerate")
 _PREFIX = "changen/"
 _DEFAULTS = {
     "device": "auto",
     "synthesis_method": "changen",
+    "synthesis_unchanged": "keep",
     "generator_model": "",
     "detector_model": "",
     "detect_threshold": 0.0,
@@ -24,6 +26,7 @@ class PluginSettings:
 
     device: str
     synthesis_method: str
+    synthesis_unchanged: str  # Changen: "keep" the image outside the change, or "regenerate" it all
     generator_model: str
     detector_model: str
     detect_threshold: float
@@ -40,6 +43,8 @@ def load_settings() -> PluginSettings:
         values["device"] = "auto"
     if values["synthesis_method"] not in SYNTHESIS_METHODS:
         values["synthesis_method"] = "changen"
+    if values["synthesis_unchanged"] not in UNCHANGED_MODES:
+        values["synthesis_unchanged"] = "keep"
     return PluginSettings(**values)
 
 

@@ -154,7 +154,8 @@ class SynthesisRequest:
     method: str
     device: str
     model: str
-    random_in_first_step: bool = True  # False when the random events of step 1 were already drawn as edits
+    random_in_first_step: bool = True
+    unchanged: str = "keep"  # Changen: "keep" the image outside the change, or "regenerate" it all  # False when the random events of step 1 were already drawn as edits
 
 
 @dataclass
@@ -371,6 +372,7 @@ def _run_synthesis(request: SynthesisRequest, progress, is_canceled):
         progress=lambda value: progress(10.0 + 0.8 * value),
         is_canceled=is_canceled,
         generator=_generator(request, device),
+        unchanged=request.unchanged,
     )
     return edits, result
 

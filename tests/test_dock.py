@@ -174,3 +174,19 @@ def test_buildings_default_to_a_polygon_layer_over_the_image(shared_data, dock):
     )
     QgsProject.instance().addMapLayer(buildings)
     assert tab.buildings_combo.currentLayer() is buildings
+
+
+def test_changen_unchanged_choice_is_saved_and_reaches_the_request(joplin):
+    _, _, tab = joplin
+    assert tab.unchanged.currentData() == "keep"
+    assert not tab.unchanged.isEnabled()  # the baselines always keep the unchanged pixels
+    tab.method.setCurrentIndex(tab.method.findData("changen"))
+    assert tab.unchanged.isEnabled()
+    try:
+        tab.unchanged.setCurrentIndex(tab.unchanged.findData("regenerate"))
+        assert load_settings().synthesis_unchanged == "regenerate"
+        assert tab.build_request(tab._view_window(tab.image_layer())).unchanged == "regenerate"
+    finally:
+        tab.unchanged.setCurrentIndex(tab.unchanged.findData("keep"))
+    assert load_settings().synthesis_unchanged == "keep"
+    assert tab.build_request(tab._view_window(tab.image_layer())).unchanged == "keep"

@@ -76,6 +76,8 @@ def test_provider_offers_the_algorithms_with_typed_parameters(provider):
     assert types["BUILDINGS"] == "layer"
     assert types["OUTPUT"] == "folderDestination"
     assert types["METHOD"] == "enum" and types["STEPS"] == "number"
+    assert types["UNCHANGED"] == "enum"
+    assert synthesize.parameterDefinition("UNCHANGED").defaultValue() == 0  # keep
 
 
 def test_synthesize_through_processing_run(provider, joplin_crop, shared_data, tmp_path):
@@ -459,30 +461,40 @@ def test_detect_results_load_styled(provider, small_detector, levir_pair, tmp_pa
 
 
 def test_synthesize_with_the_shipped_generator(provider, joplin_crop, shared_data, tmp_path):
-    """The default method: the shipped Changen generator, on the 384² crop, one step."""
+    """The default method: the shipped Changen generator, on the 384² crop, one step; by default the image
+    stays as it was away from the change, with UNCHANGED = regenerate the generator redraws all of it."""
     import processing
+    from scipy import ndimage
 
-    results = processing.run(
-        "changen:synthesize",
-        {
-            "INPUT": str(joplin_crop),
-            "BUILDINGS": str(shared_data / JOPLIN_FOOTPRINTS),
-            "REMOVE": 2,
-            "CREATE": 1,
-            "SEED": 3,
-            "DEVICE": 1,  # CPU
-            "OUTPUT": str(tmp_path / "out"),
-        },
-    )
+    from changen.core.synthesize import KEEP_DILATION, KEEP_FEATHER
+
+    parameters = {
+        "INPUT": str(joplin_crop),
+        "BUILDINGS": str(shared_data / JOPLIN_FOOTPRINTS),
+        "REMOVE": 2,
+        "CREATE": 1,
+        "SEED": 3,
+        "DEVICE": 1,  # CPU
+    }
+    results = processing.run("changen:synthesize", parameters | {"OUTPUT": str(tmp_path / "out")})
     log = json.loads(Path(results["EVENT_LOG"]).read_text())
-    assert log["method"] == "changen" and log["device"].startswith("CPU")
+    assert log["method"] == "changen" and log["device"].startswith("CPU") and log["unchanged"] == "keep"
     source, source_profile = _read(joplin_crop)
     post, post_profile = _read(results["POST_IMAGE"])
     assert post.shape == source.shape and post_profile["transform"] == source_profile["transform"]
     changed = _read(results["CHANGE"])[0][0] > 0
     assert results["REMOVED"] == 2 and changed.any()
     difference = np.abs(post.astype(int) - source.astype(int)).mean(axis=0)
-    assert difference[changed].mean() > difference[~changed].mean()
+    assert difference[changed].mean() > 5
+    away = ndimage.distance_transform_edt(~changed) >= KEEP_DILATION + KEEP_FEATHER
+    assert (difference[away] == 0).all()
+
+    regenerated = processing.run(
+        "changen:synthesize", parameters | {"UNCHANGED": 1, "OUTPUT": str(tmp_path / "regenerated")}
+    )
+    assert json.loads(Path(regenerated["EVENT_LOG"]).read_text())["unchanged"] == "regenerate"
+    redrawn = np.abs(_read(regenerated["POST_IMAGE"])[0].astype(int) - source.astype(int)).mean(axis=0)
+    assert (redrawn[away] > 0).mean() > 0.5
 
 
 def test_synthesize_results_load_into_the_project(provider, joplin_crop, shared_data, tmp_path):

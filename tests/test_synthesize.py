@@ -4,12 +4,22 @@ import numpy as np
 import pytest
 import torch
 from rasterio.windows import Window
+from scipy import ndimage
 
 from core.__main__ import main
 from core.changen_gan import build_generator
 from core.events import LabelState, simulate_series
 from core.raster_io import raster_grid, read_mask, read_raster, write_geotiff
-from core.synthesize import _tile_noise, changen_synthesize, synthesize
+from core.synthesize import (
+    DEFAULT_GENERATOR,
+    KEEP_DILATION,
+    KEEP_FEATHER,
+    KEEP_REACH,
+    _tile_noise,
+    changen_synthesize,
+    keep_unchanged,
+    synthesize,
+)
 from core.weights import save_weights
 
 
@@ -146,3 +156,101 @@ def test_synthesize_keeps_nodata_pixels_and_reports_progress(georeferenced_scene
     assert seen[-1] == 100.0
     for picture in result.images[1:]:
         np.testing.assert_array_equal(picture[:20], image.array[:20])
+
+
+@pytest.fixture(scope="module")
+def harvey_edit(shared_data):
+    """A real 300×260 xBD Harvey crop with its buildings; after the edit one building is gone and a square one
+    stands on open ground."""
+    folder = shared_data / "buildings" / "xbd_harvey"
+    name = "hurricane-harvey_00000006_pre_disaster.png"
+    window = Window(100, 400, 260, 300)
+    image = read_raster(folder / "images" / name, window=window).array
+    mask, _ = read_mask(folder / "masks" / name, window=window)
+    state = LabelState.from_mask(mask)
+    after = state.semantic.copy()
+    biggest = np.bincount(state.instance.ravel())[1:].argmax() + 1
+    after[state.instance == biggest] = 0
+    open_ground = np.argwhere(ndimage.minimum_filter(state.semantic, 30) == 0)[0]  # a 30×30 empty square
+    after[open_ground[0] - 10 : open_ground[0] + 10, open_ground[1] - 10 : open_ground[1] + 10] = 1
+    return image, state.semantic, after
+
+
+def _far_from(change: np.ndarray, distance: float) -> np.ndarray:
+    return ndimage.distance_transform_edt(~change) >= distance
+
+
+def test_keep_changes_only_the_grown_change_and_is_reproducible(harvey_edit):
+    image, before, after = harvey_edit
+    torch.manual_seed(2)
+    generator = build_generator("cpu").eval()
+    change = before != after
+    kept = changen_synthesize(generator, image, before, after, seed=4, unchanged="keep")
+    outside = _far_from(change, KEEP_DILATION + KEEP_FEATHER)
+    np.testing.assert_array_equal(kept[outside], image[outside])
+    assert (kept[change] != image[change]).any(axis=1).mean() > 0.9
+    np.testing.assert_array_equal(
+        kept, changen_synthesize(generator, image, before, after, seed=4, unchanged="keep")
+    )
+    regenerated = changen_synthesize(generator, image, before, after, seed=4, unchanged="regenerate")
+    assert (regenerated[outside] != image[outside]).any(axis=1).mean() > 0.5
+
+
+def test_keep_compositing_is_the_same_for_any_tiling_and_removes_a_colour_cast(harvey_edit):
+    """A stand-in generator output: new content inside the change, the input outside, all with a colour cast.
+    Harmonising tile by tile (several tiles over the 300×260 raster) gives exactly the one-tile result, and the
+    cast is corrected away inside the change (beyond its 3-px rim)."""
+    image, before, after = harvey_edit
+    change = (before > 0) | (after > 0)  # every building replaced: changes across many tile borders
+    content = image[::-1]
+    cast = np.array([24, -20, 16])
+    ramp = np.linspace(0.5, 1.5, image.shape[1])[None, :, None]  # the cast varies across the image
+    noise = np.random.default_rng(0).integers(-8, 9, image.shape)
+    stand_in = np.where(change[..., None], content, image) + cast * ramp + noise
+    stand_in = np.clip(np.round(stand_in), 0, 255).astype(np.uint8)
+    whole = keep_unchanged(image, stand_in, change, tile=1024)
+    for tile in (4 * KEEP_REACH, 128):
+        np.testing.assert_array_equal(keep_unchanged(image, stand_in, change, tile=tile), whole)
+    inside = _far_from(~change, 3)  # the change without its rim
+    assert np.abs(whole[inside].astype(int) - image[inside]).mean() > 10
+    residual_cast = whole[inside].astype(float).mean(axis=0) - content[inside].astype(float).mean(axis=0)
+    assert (np.abs(residual_cast) < 0.25 * np.abs(cast)).all(), residual_cast
+
+
+def test_keep_with_generator_tiles_is_the_composite_of_the_stitched_generator_output(harvey_edit):
+    """The trained generator over 3×3 tiles: keep mode is exactly the tiling-independent compositing of the
+    stitched output (tiles far from the change are skipped without effect), so tiles differ from one tile only
+    by the generator's own tiling, a small fraction of what the edit changes."""
+    image, before, after = harvey_edit
+    from core.changen_gan import load_generator
+
+    generator = load_generator(DEFAULT_GENERATOR, "cpu")
+    change = before != after
+
+    def run(mode, tile):
+        return changen_synthesize(
+            generator, image, before, after, seed=9, tile=tile, overlap=32, unchanged=mode
+        )
+
+    tiled = run("keep", 128)
+    np.testing.assert_array_equal(tiled, keep_unchanged(image, run("regenerate", 128), change))
+    one_tile = run("keep", 512)
+    outside = _far_from(change, KEEP_DILATION + KEEP_FEATHER)
+    np.testing.assert_array_equal(tiled[outside], one_tile[outside])
+    edit = np.abs(one_tile[change].astype(int) - image[change]).mean()
+    assert np.abs(tiled[change].astype(int) - one_tile[change]).mean() < 0.25 * edit
+
+
+def test_cli_unchanged_flag_reaches_the_generator(georeferenced_scene, random_generator_file, tmp_path):
+    image_path, footprints = georeferenced_scene
+    common = ("--model", str(random_generator_file), "--remove", "2", "--create", "1")
+    kept_log = _run(image_path, footprints, tmp_path / "keep", *common)
+    regenerated_log = _run(image_path, footprints, tmp_path / "regen", *common, "--unchanged", "regenerate")
+    assert kept_log["unchanged"] == "keep" and regenerated_log["unchanged"] == "regenerate"
+    source = read_raster(image_path).array
+    change = read_mask(tmp_path / "keep" / "change_t1.tif")[0] > 0
+    outside = _far_from(change, KEEP_DILATION + KEEP_FEATHER)
+    kept = read_raster(tmp_path / "keep" / "image_t1.tif").array
+    regenerated = read_raster(tmp_path / "regen" / "image_t1.tif").array
+    np.testing.assert_array_equal(kept[outside], source[outside])
+    assert (regenerated[outside] != source[outside]).any(axis=1).mean() > 0.5

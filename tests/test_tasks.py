@@ -356,6 +356,11 @@ def test_changen_preview_with_a_warmed_up_generator(shared_data, qgis_iface, doc
     (preview,) = layers_named(PREVIEW_LAYER_NAME)
     with rasterio.open(preview.source()) as post, rasterio.open(image.source()) as pre:
         assert post.crs == pre.crs and post.count == 3
+        before = pre.read(window=pre.window(*post.bounds))
+        after = post.read()
+    # "keep" (the default): two removed buildings change, the rest of the view is the image as it was
+    same = (after == before).all(axis=0)
+    assert 0.8 < same.mean() < 1.0
 
 
 def test_outcomes_for_a_deleted_dock_are_discarded(qgis_app):

@@ -39,7 +39,7 @@ from ..plugin.map_tools import (
     RemoveBuildingTool,
     placed_outline,
 )
-from ..plugin.settings import SYNTHESIS_METHODS, load_settings, save_settings
+from ..plugin.settings import SYNTHESIS_METHODS, UNCHANGED_MODES, load_settings, save_settings
 from ..plugin.tasks import (
     LatestRequestRunner,
     PlacementSpec,
@@ -59,6 +59,7 @@ EDIT_MARGIN_PIXELS = 96
 PREVIEW_LAYER_NAME = "post-event preview"
 OUTLINE_LAYER_NAME = "change outlines (preview)"
 METHOD_LABELS = {"changen": "Changen (generator)", "copy-paste": "Copy-Paste", "inpainting": "Inpainting"}
+UNCHANGED_LABELS = {"keep": "Keep the rest of the image", "regenerate": "Regenerate the whole image"}
 
 
 class SynthesizeTab(QWidget):
@@ -189,6 +190,18 @@ class SynthesizeTab(QWidget):
             self.method.addItem(METHOD_LABELS[key], key)
         self.method.setCurrentIndex(SYNTHESIS_METHODS.index(load_settings().synthesis_method))
         run_form.addRow("Time steps / method", row(self.steps, self.method))
+        self.unchanged = QComboBox()
+        self.unchanged.setObjectName("ChangenUnchanged")
+        for key in UNCHANGED_MODES:
+            self.unchanged.addItem(UNCHANGED_LABELS[key], key)
+        self.unchanged.setCurrentIndex(UNCHANGED_MODES.index(load_settings().synthesis_unchanged))
+        self.unchanged.setToolTip(
+            "Changen only. Keep: the image stays as it was outside the change; only the edited buildings are "
+            "generated (blended in, colours matched). Regenerate: the generator redraws the whole image, as in the "
+            "paper (varied training data, but colours and texture change everywhere)."
+        )
+        self.unchanged.setEnabled(self.method.currentData() == "changen")
+        run_form.addRow("Changen", self.unchanged)
         layout.addLayout(run_form)
         self.preview_controls = RunControls("Preview", "ChangenPreview")
         self.preview_controls.run.setToolTip(
@@ -216,6 +229,7 @@ class SynthesizeTab(QWidget):
         self.angle.valueChanged.connect(lambda value: self.create_tool and self.create_tool.set_angle(value))
         self.scale.valueChanged.connect(lambda value: self.create_tool and self.create_tool.set_scale(value))
         self.method.currentIndexChanged.connect(self._method_changed)
+        self.unchanged.currentIndexChanged.connect(self._unchanged_changed)
         self.preview_controls.run.clicked.connect(self.preview)
         self.preview_controls.cancel.clicked.connect(self.preview_runner_cancel)
         self.export_controls.run.clicked.connect(lambda: self.export())
@@ -225,7 +239,13 @@ class SynthesizeTab(QWidget):
         settings = load_settings()
         settings.synthesis_method = self.method.currentData()
         save_settings(settings)
+        self.unchanged.setEnabled(self.method.currentData() == "changen")
         self.warm_up()
+
+    def _unchanged_changed(self, *_):
+        settings = load_settings()
+        settings.synthesis_unchanged = self.unchanged.currentData()
+        save_settings(settings)
 
     def warm_up(self):
         """Load the Changen generator in the background when it is the chosen method, so the first preview does not
@@ -444,6 +464,7 @@ class SynthesizeTab(QWidget):
             seed=self.seed.value(),
             steps=self.steps.value(),
             method=self.method.currentData(),
+            unchanged=self.unchanged.currentData(),
             device=settings.device,
             model=settings.generator_model,
             random_in_first_step=not session.random_drawn,
