@@ -439,6 +439,12 @@ def model_card(target, config, args, metrics, evaluated, losses, parameters) -> 
         f"cd <repo> && nohup nice -n 5 .venv/bin/python -m core train-generator --out {args['out']} "
         f"--config {args['config']} --threads {args['threads']} --resume >> {args['out']}/train.log 2>&1 &"
     )
+    warm_start = (
+        f"\n- Continued from the exported generator `{Path(args['init_generator']).name}` "
+        "(`--init-generator`: G and its EMA from the file, a new discriminator, step count carried on)."
+        if args.get("init_generator")
+        else ""
+    )
     return f"""# {target.stem}: Changen generator (CPU width)
 
 `I_t+1 = G(S_t+1, I_t, S_t, z)` from Changen (Zheng et al., ICCV 2023, section 3.2), built from the paper in
@@ -464,7 +470,7 @@ spectral norm; reflection padding; bilinear upsampling; tanh. Discriminator: OAS
 ## Training
 - {training["steps"]} steps, batch {training["batch"]}, random {training["crop"]}² crops (scale 0.5-1×, flips,
   rotations, transposition), events from `core.events` (remove 20-60 % of buildings, create 1-4 footprints, or both),
-  {training["wall_hours"]:.2f} h wall time on 1 CPU thread (machine shared with five other jobs).
+  {training["wall_hours"]:.2f} h wall time in total on 1 CPU thread of a shared 2-core machine.{warm_start}
 - Adam β = (0, 0.999), lr G {args["lr_g"]}, D {args["lr_d"]}; {args["precision"]} autocast; EMA {args["ema"]}
   (this file holds the EMA weights).
 - Losses, mean of the last logged rows: {loss_line}.
