@@ -1,10 +1,10 @@
 """ChangeStar(1×96): official key names and shapes, temporal symmetry, ImageNet encoder, save/load round trip."""
 
-import re
 from pathlib import Path
 
 import pytest
 import torch
+from state_dict_manifest import read_manifest
 
 from core.changestar import build_changestar, load_detector
 from core.errors import InputError
@@ -13,19 +13,10 @@ from core.weights import save_weights
 MANIFEST = Path(__file__).parent / "data" / "changestar_1x96_r18_state_dict.txt"
 
 
-def _manifest() -> dict[str, tuple[int, ...]]:
-    entries = {}
-    for line in MANIFEST.read_text().splitlines():
-        if line.strip():
-            name, shape = line.split(" ", 1)
-            entries[name] = tuple(int(size) for size in re.findall(r"\d+", shape))
-    return entries
-
-
 def test_resnet18_state_dict_matches_official_manifest():
     model = build_changestar("resnet18")
     ours = {name: tuple(tensor.shape) for name, tensor in model.state_dict().items()}
-    official = _manifest()
+    official = read_manifest(MANIFEST)
     assert len(official) == 250
     assert sorted(set(ours) ^ set(official)) == []
     assert {name: shape for name, shape in ours.items() if official[name] != shape} == {}

@@ -1,7 +1,6 @@
 """Changen2 ChangeStar(1×256) SAM ViT-B: official key names and shapes, strict loading of official-style .pth
 files through load_detector, temporal symmetry, probabilities, small and non-square inputs, tiled detection."""
 
-import re
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +9,7 @@ import rasterio
 import torch
 from affine import Affine
 from rasterio.crs import CRS
+from state_dict_manifest import read_manifest
 
 from core.changestar import load_detector
 from core.changestar_sam import ChangeStarSAM
@@ -17,15 +17,6 @@ from core.detect import detect_change, predict_array
 from core.errors import InputError
 
 MANIFEST = Path(__file__).parent / "data" / "changestar_1x256_vitb_state_dict.txt"
-
-
-def _manifest() -> dict[str, tuple[int, ...]]:
-    entries = {}
-    for line in MANIFEST.read_text().splitlines():
-        if line.strip():
-            name, shape = line.split(" ", 1)
-            entries[name] = tuple(int(size) for size in re.findall(r"\d+", shape))
-    return entries
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +44,7 @@ def _pair(height: int, width: int, seed: int = 1) -> torch.Tensor:
 
 def test_state_dict_matches_official_manifest(model):
     ours = {name: tuple(tensor.shape) for name, tensor in model.state_dict().items()}
-    official = _manifest()
+    official = read_manifest(MANIFEST)
     assert len(official) == 321
     assert sorted(set(ours) ^ set(official)) == []
     assert {name: shape for name, shape in ours.items() if official[name] != shape} == {}
