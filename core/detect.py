@@ -102,13 +102,8 @@ def predict_array(
         )
     probability = np.zeros(t1.shape[:2], np.float32)
     for part in TileGrid(t1.shape[0], t1.shape[1], tile, overlap):
-        rows = slice(int(part.read.row_off), int(part.read.row_off + part.read.height))
-        cols = slice(int(part.read.col_off), int(part.read.col_off + part.read.width))
-        owned_rows = slice(int(part.owned.row_off), int(part.owned.row_off + part.owned.height))
-        owned_cols = slice(int(part.owned.col_off), int(part.owned.col_off + part.owned.width))
-        probability[owned_rows, owned_cols] = predict_tile(
-            model, t1[rows, cols], t2[rows, cols], device, bf16
-        )[part.crop]
+        read = part.read_slices
+        probability[part.owned_slices] = predict_tile(model, t1[read], t2[read], device, bf16)[part.crop]
     return probability
 
 

@@ -33,7 +33,7 @@ from .device import describe_device, pick_device
 from .errors import Canceled, InputError
 from .events import LabelState, Series, StepResult, simulate_series
 from .raster_io import RasterData, raster_grid, read_raster, to_uint8, write_geotiff
-from .tiling import TileGrid, pad_to_multiple
+from .tiling import TileGrid, pad_to_multiple, window_slices
 
 METHODS = ("changen", "copy-paste", "inpainting")
 GENERATOR_TILE = 512
@@ -75,11 +75,9 @@ def _pad_for_generator(array: np.ndarray, minimum: int) -> np.ndarray:
     return padded
 
 
-def _window_slices(window, height: int, width: int, margin: int = 0) -> tuple[slice, slice]:
-    """Row and column slices of a rasterio window grown by `margin` px on every side, clipped to the raster."""
-    top, left = int(window.row_off) - margin, int(window.col_off) - margin
-    bottom, right = int(window.row_off + window.height) + margin, int(window.col_off + window.width) + margin
-    return slice(max(top, 0), min(bottom, height)), slice(max(left, 0), min(right, width))
+def check_unchanged_mode(unchanged: str) -> None:
+    if unchanged not in UNCHANGED_MODES:
+        raise InputError(f"Unknown mode unchanged='{unchanged}': use one of {', '.join(UNCHANGED_MODES)}.")
 
 
 def _gaussian(values: np.ndarray) -> np.ndarray:
@@ -119,8 +117,8 @@ def keep_unchanged(
     height, width = change.shape
     out = original.copy()
     for tile_ in TileGrid(height, width, max(tile, 4 * KEEP_REACH), KEEP_REACH):
-        owned_rows, owned_cols = _window_slices(tile_.owned, height, width)
-        reach_rows, reach_cols = _window_slices(tile_.owned, height, width, KEEP_REACH)
+        owned_rows, owned_cols = tile_.owned_slices
+        reach_rows, reach_cols = window_slices(tile_.owned, KEEP_REACH, (height, width))
         near = np.nonzero(change[reach_rows, reach_cols])
         if len(near[0]) == 0:
             continue
@@ -160,8 +158,7 @@ def changen_synthesize(
     (`keep_unchanged`) and runs the generator only on tiles that reach a change."""
     if image_hwc_uint8.dtype != np.uint8 or image_hwc_uint8.ndim != 3 or image_hwc_uint8.shape[2] != 3:
         raise InputError(f"the generator needs an (H, W, 3) uint8 image, got {image_hwc_uint8.shape}")
-    if unchanged not in UNCHANGED_MODES:
-        raise InputError(f"unchanged must be one of {', '.join(UNCHANGED_MODES)}, got '{unchanged}'")
+    check_unchanged_mode(unchanged)
     num_classes = getattr(generator, "config", {}).get("num_classes")
     highest = int(max(semantic_t.max(initial=0), semantic_t1.max(initial=0)))
     if num_classes is not None and highest >= num_classes:
@@ -180,11 +177,9 @@ def changen_synthesize(
         for tile_ in TileGrid(height, width, tile, overlap):
             if is_canceled is not None and is_canceled():
                 raise Canceled()
-            if keep and not change[_window_slices(tile_.owned, height, width, KEEP_REACH)].any():
+            if keep and not change[window_slices(tile_.owned, KEEP_REACH, (height, width))].any():
                 continue
-            r = tile_.read
-            rows = slice(int(r.row_off), int(r.row_off + r.height))
-            cols = slice(int(r.col_off), int(r.col_off + r.width))
+            rows, cols = tile_.read_slices
             image = _pad_for_generator(image_hwc_uint8[rows, cols], minimum)
             before = _pad_for_generator(semantic_t[rows, cols], minimum)
             after = _pad_for_generator(semantic_t1[rows, cols], minimum)
@@ -202,7 +197,7 @@ def changen_synthesize(
                 ((result[0].float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
             )
             crop_rows, crop_cols = tile_.crop
-            out[_window_slices(tile_.owned, height, width)] = pixels[crop_rows, crop_cols]
+            out[tile_.owned_slices] = pixels[crop_rows, crop_cols]
     return keep_unchanged(image_hwc_uint8, out, change, tile) if keep else out
 
 
@@ -271,8 +266,7 @@ def synthesize(
     `unchanged`: for `changen`, "keep" the input outside the change (an edit) or "regenerate" the whole image."""
     if method not in METHODS:
         raise InputError(f"Unknown synthesis method '{method}': use one of {', '.join(METHODS)}.")
-    if unchanged not in UNCHANGED_MODES:
-        raise InputError(f"Unknown mode unchanged='{unchanged}': use one of {', '.join(UNCHANGED_MODES)}.")
+    check_unchanged_mode(unchanged)
     if state.shape != image.grid.shape or series.frames[0].shape != state.shape:
         raise InputError(
             f"the buildings ({state.shape[1]}×{state.shape[0]} px) are not on the image's grid "

@@ -14,11 +14,32 @@ import numpy as np
 from rasterio.windows import Window
 
 
+def window_slices(
+    window: Window, margin: int = 0, shape: tuple[int, int] | None = None
+) -> tuple[slice, slice]:
+    """Row and column slices of `window` grown by `margin` px on every side, clipped to `shape` (rows, columns)
+    when given."""
+    top, left = int(window.row_off) - margin, int(window.col_off) - margin
+    bottom = int(window.row_off + window.height) + margin
+    right = int(window.col_off + window.width) + margin
+    if shape is not None:
+        top, left, bottom, right = max(top, 0), max(left, 0), min(bottom, shape[0]), min(right, shape[1])
+    return slice(top, bottom), slice(left, right)
+
+
 @dataclass(frozen=True)
 class Tile:
     index: int
     read: Window  # pixels to read (context included), inside the raster
     owned: Window  # the centre region this tile writes, inside `read`
+
+    @property
+    def read_slices(self) -> tuple[slice, slice]:
+        return window_slices(self.read)
+
+    @property
+    def owned_slices(self) -> tuple[slice, slice]:
+        return window_slices(self.owned)
 
     @property
     def crop(self) -> tuple[slice, slice]:
