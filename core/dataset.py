@@ -9,8 +9,9 @@ Output: `OUT/<k:06d>/{t1,t2}.png` (RGB), `mask_t1.png`, `mask_t2.png` (building 
 
 Realism tricks (on by default; `../shared/notes/findings.md`): independent colour/brightness jitter, blur/noise
 per date, unlabelled appearance change in t2 (recoloured ground, shadows, re-coloured kept roofs, roofs leaning
-0–3 px as seen from another angle: the negatives that raise a detector's precision), 0–2 px misregistration of t2, random t1/t2 swap, a share of STAR pairs (t2 = another crop, change = XOR of the
-masks), half of the inpainted removals filled with ground texture, and objects pasted onto open ground (not on
+0–3 px as seen from another angle: the negatives that raise a detector's precision), 0–2 px misregistration of
+t2 (created buildings' labels and `mask_t2` move with it; removed ones stay on t1), random t1/t2 swap, a share of
+STAR pairs (t2 = another crop, change = XOR of the masks), half of the inpainted removals filled with ground texture, and objects pasted onto open ground (not on
 vegetation, shadow or water, away from buildings).
 """
 
@@ -175,14 +176,35 @@ def jitter_colours(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)
 
 
-def misregister(image: np.ndarray, rng: np.random.Generator, pixels: float) -> np.ndarray:
-    """Shift by a random sub-pixel offset of up to `pixels` in each direction (mirrored border)."""
+def misregister(image: np.ndarray, rng: np.random.Generator, pixels: float) -> tuple[np.ndarray, np.ndarray]:
+    """Shift by a random sub-pixel offset of up to `pixels` in each direction (mirrored border); returns the
+    image and the 2×3 matrix, so that what t2 shows (created buildings) can be moved with it."""
     dy, dx = rng.uniform(-pixels, pixels, size=2)
     matrix = np.float32([[1, 0, dx], [0, 1, dy]])
     height, width = image.shape[:2]
     return cv2.warpAffine(
         image, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+    ), matrix
+
+
+def warp_mask(mask: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """A boolean mask moved by the same sub-pixel warp as its image (area-weighted, cut at one half)."""
+    height, width = mask.shape
+    moved = cv2.warpAffine(
+        mask.astype(np.float32),
+        matrix,
+        (width, height),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REFLECT,
     )
+    return moved >= 0.5
+
+
+def follow_t2(change: np.ndarray, mask_t1: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """The change label after t2 moved by `matrix`: removed buildings stay where t1 shows them, created ones
+    move with t2. Without this the label sits up to a few pixels off what t2 shows and the detector learns to
+    paint a halo around every new building."""
+    return (change & mask_t1) | warp_mask(change & ~mask_t1, matrix)
 
 
 def _soft_blob(shape, rng, radius_range) -> np.ndarray:
@@ -328,7 +350,8 @@ def make_pair(sources, settings: Settings, index: int, generator=None, device="c
     if settings.jitter:
         t1, t2 = jitter_colours(t1, rng), jitter_colours(t2, rng)
     if settings.misregistration > 0:
-        t2 = misregister(t2, rng, settings.misregistration)
+        t2, matrix = misregister(t2, rng, settings.misregistration)
+        change, mask_2 = follow_t2(change, mask, matrix), warp_mask(mask_2, matrix)
     swapped = settings.swap and bool(rng.integers(2))
     if swapped:
         t1, t2, mask, mask_2 = t2, t1, mask_2, mask

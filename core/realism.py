@@ -31,11 +31,11 @@ class FeatureExtractor:
     def __init__(self, device: str | torch.device = "cpu", batch_size: int = 16):
         from efficientnet_lite_pytorch import EfficientNet
 
-        from .changestar import load_lite0_imagenet
+        from .changestar import load_lite_imagenet
 
         net = EfficientNet.from_name("efficientnet-lite0")
         del net._fc, net._dropout, net._avg_pooling  # features only; the wheel's classifier is not loaded
-        load_lite0_imagenet(net)
+        load_lite_imagenet(net)
         self.net = net.to(device).eval()
         self.device = torch.device(device)
         self.batch_size = batch_size

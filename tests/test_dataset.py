@@ -13,11 +13,13 @@ from core.dataset import (
     appearance_changes,
     building_lean,
     find_sources,
+    follow_t2,
     generate,
     jitter_colours,
     make_pair,
     misregister,
     parse_shard,
+    warp_mask,
 )
 from core.errors import Canceled, InputError
 
@@ -82,7 +84,10 @@ def test_resume_skips_finished_pairs_and_redoes_unfinished_ones(sources, tmp_pat
 @pytest.mark.parametrize("method", ["mixed", "copy-paste", "inpainting"])
 def test_pairs_are_consistent_and_changed(shared_data, method):
     folders = [shared_data / "buildings" / "xbd_harvey", shared_data / "buildings" / "xbd_joplin"]
-    settings = Settings(method=method, crop=128, seed=0, star=0.3 if method == "mixed" else 0.0)
+    # without misregistration the change is exactly the mask difference (with it, see follow_t2)
+    settings = Settings(
+        method=method, crop=128, seed=0, star=0.3 if method == "mixed" else 0.0, misregistration=0.0
+    )
     kinds = set()
     changed_pairs = 0
     for index in range(10):
@@ -170,9 +175,22 @@ def test_realism_helpers():
     assert jittered.shape == image.shape and jittered.dtype == np.uint8 and (jittered != image).any()
     assert np.corrcoef(jittered[..., 1].ravel(), image[..., 1].ravel())[0, 1] > 0.9
     stripes = np.tile(np.arange(50, dtype=np.uint8)[None, :, None] * 5, (40, 1, 3))
-    shifted = misregister(stripes, np.random.default_rng(1), 2.0)
+    shifted, matrix = misregister(stripes, np.random.default_rng(1), 2.0)
     offset = np.abs(shifted[20, 10:40, 0].astype(float) - stripes[20, 10:40, 0]).mean() / 5
-    assert 0 < offset <= 2.0
+    assert 0 < offset <= 2.0 and abs(abs(matrix[0, 2]) - offset) < 0.1
+
+
+def test_label_follows_what_t2_shows():
+    mask_t1 = np.zeros((32, 32), bool)
+    mask_t1[4:10, 4:10] = True  # removed: t1 shows it, so its label must not move
+    mask_t2 = np.zeros((32, 32), bool)
+    mask_t2[20:26, 20:26] = True  # created: t2 shows it, so its label moves with t2
+    change = mask_t1 | mask_t2
+    matrix = np.float32([[1, 0, 3], [0, 1, -2]])
+    expected = mask_t1.copy()
+    expected[18:24, 23:29] = True
+    assert (follow_t2(change, mask_t1, matrix) == expected).all()
+    assert (warp_mask(mask_t2, matrix) == (expected & ~mask_t1)).all()
 
 
 def test_generate_reports_progress_and_stops_when_canceled(shared_data, tmp_path):
