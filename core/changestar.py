@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import InputError
+from .paths import DEFAULT_DETECTOR
 from .weights import load_weights
 
 ENCODERS = ("resnet18", "efficientnet_lite0", "efficientnet_lite2")
@@ -356,9 +357,7 @@ def load_official_checkpoint(path: str | Path) -> tuple[dict, dict]:
     return state, {"architecture": ARCHITECTURE, "encoder": "resnet18", "threshold": 0.5}
 
 
-def load_detector(
-    name_or_path: str = "changestar_lite0", device: str | torch.device = "cpu"
-) -> LoadedDetector:
+def load_detector(name_or_path: str = DEFAULT_DETECTOR, device: str | torch.device = "cpu") -> LoadedDetector:
     """A shipped name (resources/models/<name>.safetensors), a .safetensors path, or an official .pth checkpoint:
     Changen's ChangeStar(1×96) R-18 or Changen2's ChangeStar(1×256) SAM ViT; returns the model in eval mode."""
     if Path(name_or_path).suffix in (".pth", ".pt"):

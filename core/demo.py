@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .events import simulate_series
-from .paths import shared_data_dir
+from .paths import DEFAULT_DETECTOR, shared_data_dir
 
 DEMO_MASK = "buildings/xbd_harvey/masks/hurricane-harvey_00000001_pre_disaster.png"
 DEMO_SEED = 3
@@ -94,7 +94,7 @@ def evaluate_step(out: Path) -> list[str]:
     """Zero-shot scores of the shipped detector on the real LEVIR-CD dev pairs, against classical methods."""
     from .evaluate import evaluate_pairs, format_table
 
-    report = evaluate_pairs(shared_data_dir() / "change" / "levir_dev", model="changestar_lite0")
+    report = evaluate_pairs(shared_data_dir() / "change" / "levir_dev", model=DEFAULT_DETECTOR)
     table = format_table(report)
     print(table)
     target = out / "evaluate_levir_dev.txt"

@@ -23,6 +23,7 @@ from rasterio.warp import transform_bounds
 from .changestar import ChangeStar, LoadedDetector, load_detector
 from .device import describe_device, pick_device
 from .errors import Canceled, InputError
+from .paths import DEFAULT_DETECTOR
 from .raster_io import (
     GeoTiffWriter,
     RasterGrid,
@@ -197,7 +198,7 @@ def detect_change(
     probability_path: str | os.PathLike | None = None,
     vector_path: str | os.PathLike | None = None,
     threshold: float | None = None,
-    model: str | ChangeStar | LoadedDetector = "changestar_lite0",
+    model: str | ChangeStar | LoadedDetector = DEFAULT_DETECTOR,
     bands: list[int] | str | None = None,
     bands_t2: list[int] | str | None = None,
     device: str = "auto",
@@ -312,7 +313,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vector", type=Path, help="also write change polygons with their area (GeoPackage)")
     parser.add_argument("--threshold", type=float, help="decision threshold (default: the model's)")
     parser.add_argument(
-        "--model", default="changestar_lite0", help="shipped model name or .safetensors/.pth path"
+        "--model", default=DEFAULT_DETECTOR, help="shipped model name or .safetensors/.pth path"
     )
     parser.add_argument(
         "--bands", help="three 1-based bands of T1 in R,G,B order, e.g. 1,2,3 (default 1,2,3)"

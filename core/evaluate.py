@@ -22,6 +22,7 @@ from PIL import Image
 from .atomic import write_text_atomic
 from .classical import cva_otsu, pca_kmeans
 from .errors import Canceled, InputError
+from .paths import DEFAULT_DETECTOR
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
 XBD_DAMAGED_FROM = 2
@@ -129,7 +130,7 @@ def _counts(predicted: np.ndarray, truth: np.ndarray) -> np.ndarray:
 
 def evaluate_pairs(
     root: str | os.PathLike,
-    model: str | None = "changestar_lite0",
+    model: str | None = DEFAULT_DETECTOR,
     threshold: float | None = None,
     device: str = "auto",
     precision: str = "auto",
@@ -198,7 +199,7 @@ def format_table(report: dict) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pairs", required=True, action="append", type=Path, help="pair folder (repeatable)")
-    parser.add_argument("--model", default="changestar_lite0", help="shipped name or .safetensors/.pth path")
+    parser.add_argument("--model", default=DEFAULT_DETECTOR, help="shipped name or .safetensors/.pth path")
     parser.add_argument("--no-model", action="store_true", help="only the classical references")
     parser.add_argument("--threshold", type=float, help="decision threshold (default: the model's)")
     parser.add_argument(

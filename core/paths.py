@@ -7,6 +7,7 @@ from .errors import InputError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR = REPO_ROOT / "resources" / "models"
+DEFAULT_DETECTOR = "changestar_lite0"  # the shipped change detector in MODELS_DIR
 
 
 def shared_data_dir() -> Path:

@@ -13,9 +13,8 @@ from qgis.core import (
 )
 
 from ..core.errors import InputError
+from ..core.paths import DEFAULT_DETECTOR
 from .algorithms import ChangenAlgorithm, progress_callbacks
-
-DEFAULT_DETECTOR = "changestar_lite0"
 
 
 def three_bands(values: list[int], label: str) -> list[int] | None:
