@@ -271,6 +271,16 @@ def threshold_sweep(probabilities: np.ndarray, labels: np.ndarray) -> dict:
     }
 
 
+def learning_rate(step: int, peak: float, warmup: int, cosine_until: int = 0) -> float:
+    """Linear warm-up to `peak`, then constant, or a cosine decay to zero at step `cosine_until` when given."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    if cosine_until <= warmup:
+        return peak
+    progress = min(1.0, (step - warmup) / (cosine_until - warmup))
+    return peak * 0.5 * (1.0 + float(np.cos(np.pi * progress)))
+
+
 def frozen_trunk_modules(model: ChangeStar, stride: int) -> list[torch.nn.Module]:
     """The encoder's modules that only produce features at strides ≤ `stride` (0: none). Freezing them (weights
     and batch-norm statistics) keeps generic ImageNet low-level features and saves their costly backward pass."""
@@ -342,6 +352,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--weight-decay", type=float, default=1e-4)
     parser.add_argument("--warmup", type=int, default=100)
+    parser.add_argument(
+        "--cosine", action="store_true", help="decay the learning rate to zero at --steps (default: constant)"
+    )
     parser.add_argument("--steps", type=int, default=1_000_000, help="stop after this many steps in total")
     parser.add_argument(
         "--minutes", type=float, default=0.0, help="stop after this many minutes (0 = no limit)"
@@ -777,7 +790,7 @@ def train(args) -> int:
         if device.type == "cpu":
             images = images.contiguous(memory_format=torch.channels_last)
         for group in optimizer.param_groups:
-            group["lr"] = args.lr * min(1.0, (step + 1) / max(args.warmup, 1))
+            group["lr"] = learning_rate(step, args.lr, args.warmup, args.steps if args.cosine else 0)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             logit = trained(images).change_logit
         loss = bce_dice_loss(logit, labels)

@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -16,6 +17,7 @@ from core.train_detector import (
     BuildingTile,
     PairSampler,
     find_pair_folders,
+    learning_rate,
     load_building_tiles,
     restyle,
     threshold_sweep,
@@ -44,6 +46,47 @@ def test_star_pairs_label_the_xor_of_building_masks():
     masks = {tile.image.tobytes(): tile.mask for tile in tiles}
     expected = np.bitwise_xor(masks[star[0].tobytes()], masks[star[1].tobytes()])
     assert np.array_equal(star[2], expected)
+
+
+def _label_mismatch(sampler: PairSampler, samples: int = 12) -> float:
+    """Pixels where the label disagrees with the XOR of the two dates' roofs (Otsu-bright), per labelled pixel."""
+    wrong = total = 0
+    for seed in range(samples):
+        t1, t2, change = sampler.sample(np.random.default_rng(seed))
+        roofs = [
+            cv2.threshold(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)[
+                1
+            ]
+            for image in (t1, t2)
+        ]
+        wrong += int(((roofs[0] ^ roofs[1]).astype(bool) != change.astype(bool)).sum())
+        total += int(change.sum())
+    return wrong / total
+
+
+def test_misregistered_star_labels_follow_what_each_date_shows(monkeypatch):
+    """Grids of bright 6-px roofs: the label must sit on the roofs each date shows, even after t2 moved."""
+    tiles = []
+    for offset in (0, 5, 9):
+        mask = np.zeros((160, 160), np.uint8)
+        for row in range(4 + offset, 150, 14):
+            for col in range(4 + 2 * offset % 14, 150, 14):
+                mask[row : row + 6, col : col + 6] = 1
+        image = (40 + 180 * mask[..., None].repeat(3, axis=2)).astype(np.uint8)
+        tiles.append(BuildingTile(f"grid{offset}", image, mask))
+    sampler = PairSampler(tiles, [], crop=96, star_fraction=1.0, no_change_fraction=0.0)
+    aligned = _label_mismatch(sampler)
+    monkeypatch.setattr("core.train_detector.follow_t2", lambda change, mask_t1, matrix: change)
+    assert aligned < 0.6 * _label_mismatch(sampler)
+
+
+def test_learning_rate_warms_up_then_holds_or_decays():
+    assert learning_rate(0, 1.0, 10) == 0.1 and learning_rate(9, 1.0, 10) == 1.0
+    assert learning_rate(500, 1.0, 10) == 1.0
+    assert abs(learning_rate(55, 1.0, 10, cosine_until=100) - 0.5) < 1e-9
+    assert (
+        learning_rate(100, 1.0, 10, cosine_until=100) == 0.0 == learning_rate(150, 1.0, 10, cosine_until=100)
+    )
 
 
 def test_no_change_pairs_differ_in_appearance_only():
