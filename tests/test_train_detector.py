@@ -245,3 +245,9 @@ def test_initial_weights_from_a_shipped_safetensors_detector(tmp_path):
     assert torch.equal(target.decoder.conv[0].weight, source.decoder.conv[0].weight)
     with pytest.raises(InputError, match="--encoder resnet18"):
         load_initial_weights(build_changestar("efficientnet_lite0"), path)
+    refined = build_changestar("resnet18", refine=True)  # a new edge refiner on a trained detector
+    load_initial_weights(refined, path)
+    assert torch.equal(refined.head.change_conv[0].weight, source.head.change_conv[0].weight)
+    save_weights(path, refined.state_dict(), {**refined.config.__dict__, "threshold": 0.4})
+    with pytest.raises(InputError, match="unexpected"):
+        load_initial_weights(build_changestar("resnet18"), path)
