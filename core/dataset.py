@@ -207,7 +207,7 @@ def follow_t2(change: np.ndarray, mask_t1: np.ndarray, matrix: np.ndarray) -> np
     return (change & mask_t1) | warp_mask(change & ~mask_t1, matrix)
 
 
-def _soft_blob(shape, rng, radius_range) -> np.ndarray:
+def soft_blob(shape, rng, radius_range) -> np.ndarray:
     """A random soft-edged ellipse (opacity 0–1) -> float32."""
     height, width = shape
     blob = np.zeros(shape, np.uint8)
@@ -237,7 +237,7 @@ def appearance_changes(image, kept_buildings, change, rng, count) -> np.ndarray:
             target = rgb * rng.uniform(0.6, 1.4, size=3).astype(np.float32) + np.float32(rng.uniform(-25, 25))
         else:
             side = min(height, width)
-            opacity = _soft_blob((height, width), rng, (0.04 * side, 0.25 * side)) * allowed
+            opacity = soft_blob((height, width), rng, (0.04 * side, 0.25 * side)) * allowed
             if kind == "shadow":
                 target = rgb * np.float32(rng.uniform(0.45, 0.8))
             else:  # the colour of another part of the scene, keeping this patch's texture

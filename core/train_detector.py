@@ -22,10 +22,11 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from PIL import Image
+from scipy import ndimage
 
 from .atomic import atomic_path, write_text_atomic
 from .changestar import ENCODERS, ChangeStar, ChangeStarConfig, build_changestar
-from .dataset import follow_t2
+from .dataset import follow_t2, soft_blob
 from .device import pick_device
 from .errors import InputError
 from .paths import shared_data_dir
@@ -162,6 +163,7 @@ class PairSampler:
         crop: int,
         star_fraction: float,
         no_change_fraction: float,
+        local_star: float = 0.0,
     ):
         if not tiles and not pair_folders:
             raise InputError("No training data: give --pairs folders and/or --star building tiles.")
@@ -170,6 +172,7 @@ class PairSampler:
         self.crop = crop
         self.star_fraction = star_fraction if pair_folders else 1.0
         self.no_change_fraction = no_change_fraction
+        self.local_star = local_star
         if not tiles:
             self.star_fraction = 0.0
 
@@ -179,7 +182,26 @@ class PairSampler:
         second = self.tiles[int(rng.integers(len(self.tiles)))]
         t1, m1 = random_crop([first.image, first.mask], self.crop, rng)
         t2, m2 = random_crop([second.image, second.mask], self.crop, rng)
+        if rng.random() < self.local_star:
+            return self._local(t1, m1, t2, m2, rng)
         return t1, t2, np.bitwise_xor(m1, m2), m1
+
+    def _local(self, t1, m1, other, m_other, rng: np.random.Generator):
+        """A STAR pair in one soft-edged region only, like a new neighbourhood beside an old one: inside it the
+        ground, roads and lawns all change but only buildings (gone or new) are labelled."""
+        side = self.crop
+        inside = soft_blob(t1.shape[:2], rng, (0.25 * side, 0.6 * side))
+        # whole buildings only: those mostly inside the region change completely, the others not at all
+        components, count = ndimage.label(m1 | m_other)
+        share = ndimage.mean(inside >= 0.5, components, index=np.arange(1, count + 1))
+        changed = np.isin(components, 1 + np.flatnonzero(share > 0.5))
+        kept = (components > 0) & ~changed
+        ring = np.ones((5, 5), np.uint8)
+        inside[cv2.dilate(kept.astype(np.uint8), ring).astype(bool)] = 0.0
+        inside[cv2.dilate(changed.astype(np.uint8), ring).astype(bool)] = 1.0
+        alpha = inside[..., None]
+        t2 = np.clip(np.rint(t1 * (1.0 - alpha) + other * alpha), 0, 255).astype(np.uint8)
+        return t1, t2, (np.bitwise_xor(m1, m_other).astype(bool) & changed).astype(np.uint8), m1
 
     def _no_change(self, rng: np.random.Generator):
         tile = self.tiles[int(rng.integers(len(self.tiles)))] if self.tiles else None
@@ -336,6 +358,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-change-fraction", type=float, default=0.1, help="share of restyled no-change pairs"
     )
+    parser.add_argument(
+        "--local-star",
+        type=float,
+        default=0.0,
+        help="share of STAR pairs that change only inside one soft region (new neighbourhood beside an old one)",
+    )
     parser.add_argument("--encoder", default="efficientnet_lite0", choices=ENCODERS)
     parser.add_argument("--fpn-channels", type=int, default=256)
     parser.add_argument(
@@ -455,7 +483,9 @@ def build_validation_set(args, tiles, pair_folders) -> tuple[torch.Tensor, torch
     """A fixed synthetic set (held-out generated pairs when there are any, else STAR pairs of a fixed seed),
     mixed like training so the change prevalence is the one the detector is trained for."""
     held_out = [folder for folder in pair_folders if is_validation_pair(folder)]
-    sampler = PairSampler(tiles, held_out, args.crop, args.star_fraction, args.no_change_fraction)
+    sampler = PairSampler(
+        tiles, held_out, args.crop, args.star_fraction, args.no_change_fraction, args.local_star
+    )
     rng = np.random.default_rng([args.seed, 99991])
     return sampler.batch(args.val_pairs, rng)
 
@@ -720,12 +750,14 @@ def train(args) -> int:
     tiles = [] if args.no_star else load_building_tiles(args.star or shared_data_dir() / "buildings")
     pair_folders = find_pair_folders(args.pairs)
     train_folders = [folder for folder in pair_folders if not is_validation_pair(folder)]
-    sampler = PairSampler(tiles, train_folders, args.crop, args.star_fraction, args.no_change_fraction)
+    sampler = PairSampler(
+        tiles, train_folders, args.crop, args.star_fraction, args.no_change_fraction, args.local_star
+    )
 
     model_config = ChangeStarConfig(encoder=args.encoder, fpn_channels=args.fpn_channels, refine=args.refine)
     held_out_names = sorted(f"{f.parent.name}/{f.name}" for f in pair_folders if is_validation_pair(f))
     validation_signature = hashlib.sha1(
-        json.dumps([held_out_names, len(tiles), args.val_pairs]).encode()
+        json.dumps([held_out_names, len(tiles), args.val_pairs, args.local_star]).encode()
     ).hexdigest()
     sources = {
         "star_tiles": [tile.name for tile in tiles],

@@ -89,6 +89,19 @@ def test_learning_rate_warms_up_then_holds_or_decays():
     )
 
 
+def test_local_star_pairs_change_one_region_and_label_only_its_buildings():
+    tiles = _tiles()
+    sampler = PairSampler(tiles, [], crop=96, star_fraction=1.0, no_change_fraction=0.0, local_star=1.0)
+    t1, t2, change, mask_t1 = sampler._local(
+        tiles[0].image, tiles[0].mask, tiles[1].image, tiles[1].mask, np.random.default_rng(4)
+    )
+    untouched = (t1 == t2).all(axis=2)
+    assert untouched.any() and not untouched.all()  # one region changed, the rest kept
+    assert change.any() and not change[untouched].any()
+    assert not (change.astype(bool) & ~np.bitwise_xor(tiles[0].mask, tiles[1].mask).astype(bool)).any()
+    assert mask_t1 is tiles[0].mask
+
+
 def test_no_change_pairs_differ_in_appearance_only():
     sampler = PairSampler(_tiles(), [], crop=64, star_fraction=1.0, no_change_fraction=1.0)
     t1, t2, change = sampler.sample(np.random.default_rng(2))
