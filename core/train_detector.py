@@ -559,43 +559,83 @@ def pair_methods(pair_roots: list[str]) -> list[str]:
     return methods
 
 
-def reproduce_commands(name: str, train_args: dict, pair_roots: list[str]) -> list[str]:
-    """generate-dataset commands from each pair folder's dataset.json, then the run's train and export lines."""
-    lines = []
-    for root in pair_roots:
-        description = Path(root) / "dataset.json"
-        if not description.is_file():
-            lines.append(f"# {root}: made by `python -m core generate-dataset` (its dataset.json is missing)")
-            continue
-        dataset = json.loads(description.read_text())
-        sources = sorted({str(Path(source).parent.parent) for source in dataset["sources"]})
-        settings = dataset["settings"]
-        lines.append(
-            "python -m core generate-dataset "
-            + " ".join(f"--source {source}" for source in sources)
-            + f" --method {settings['method']} --pairs {dataset['pairs']} --crop {settings['crop']} "
-            f"--star {settings['star']} --seed {settings['seed']} --out {root}"
-        )
-    run_dir = train_args.get("run_dir", "runs/detector")
-    kept = (
-        "star_fraction",
-        "no_change_fraction",
-        "steps",
-        "batch",
-        "crop",
-        "lr",
-        "freeze_stride",
-        "init",
-        "seed",
+TRAIN_OPTIONS = (
+    "encoder",
+    "star_fraction",
+    "local_star",
+    "no_change_fraction",
+    "steps",
+    "batch",
+    "crop",
+    "lr",
+    "freeze_stride",
+    "init",
+    "seed",
+)
+TRAIN_FLAGS = ("refine", "cosine")
+
+
+def _dataset_command(root: str) -> str:
+    description = Path(root) / "dataset.json"
+    if not description.is_file():
+        return f"# {root}: made by `python -m core generate-dataset` (its dataset.json is missing)"
+    dataset = json.loads(description.read_text())
+    sources = sorted({str(Path(source).parent.parent) for source in dataset["sources"]})
+    settings = dataset["settings"]
+    return (
+        "python -m core generate-dataset "
+        + " ".join(f"--source {source}" for source in sources)
+        + f" --method {settings['method']} --pairs {dataset['pairs']} --crop {settings['crop']} "
+        f"--star {settings['star']} --seed {settings['seed']} --out {root}"
     )
-    options = [f"--pairs {root}" for root in pair_roots] + [
+
+
+def _train_commands(train_args: dict, pair_roots: list[str], seen: set[str]) -> list[str]:
+    """The train command of a run, preceded by those of the run its --init file was exported from (if that file
+    is one of our exports: its config holds the parent run's arguments)."""
+    lines = []
+    init = train_args.get("init")
+    if (
+        init not in (None, "None")
+        and init.endswith(".safetensors")
+        and Path(init).is_file()
+        and init not in seen
+    ):
+        seen.add(init)
+        _, parent = load_weights(init)
+        parent_args = parent.get("train_args") or {}
+        if parent_args:
+            parent_roots = (parent.get("sources") or {}).get("pair_roots") or []
+            lines += _train_commands(parent_args, parent_roots, seen)
+            which = "latest" if parent.get("checkpoint") == "checkpoint.pt" else "best"
+            lines.append(
+                f"python -m core train-detector --run-dir {parent_args.get('run_dir')} --export {init} "
+                f"--which {which}   # step {parent.get('steps')}"
+            )
+    options = [f"--pairs {root}" for root in pair_roots]
+    options += [
         f"--{key.replace('_', '-')} {train_args[key]}"
-        for key in kept
+        for key in TRAIN_OPTIONS
         if train_args.get(key) not in (None, "None")
     ]
+    options += [f"--{key}" for key in TRAIN_FLAGS if train_args.get(key) == "True"]
+    run_dir = train_args.get("run_dir", "runs/detector")
     return lines + [
         f"nohup nice -n 10 python -m core train-detector --run-dir {run_dir} {' '.join(options)} --threads 1 &"
-        "   # resumes from its checkpoint",
+        "   # resumes from its checkpoint"
+    ]
+
+
+def reproduce_commands(name: str, train_args: dict, pair_roots: list[str]) -> list[str]:
+    """generate-dataset commands from each pair folder's dataset.json, then the train commands (following --init
+    back through our own exports) and the export line."""
+    lines = []
+    for root in pair_roots:
+        if (command := _dataset_command(root)) not in lines:
+            lines.append(command)
+    run_dir = train_args.get("run_dir", "runs/detector")
+    return lines + [
+        *_train_commands(train_args, pair_roots, set()),
         f"python -m core train-detector --run-dir {run_dir} --export resources/models/{name}.safetensors --card",
     ]
 

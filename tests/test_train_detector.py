@@ -230,6 +230,40 @@ def test_model_card_states_licence_threshold_calibration_scores_and_commands(tmp
     assert "methods: changen" in card and "| changen pairs | 70 |" in card
 
 
+def test_reproduce_commands_follow_init_back_through_our_exports(tmp_path):
+    import torch
+
+    from core.train_detector import reproduce_commands
+    from core.weights import save_weights
+
+    parent = tmp_path / "parent.safetensors"
+    parent_args = {"run_dir": "runs/first", "steps": "1641", "encoder": "efficientnet_lite0", "init": "None"}
+    save_weights(
+        parent,
+        {"w": torch.zeros(1)},
+        {
+            "checkpoint": "checkpoint.pt",
+            "steps": 1641,
+            "train_args": parent_args,
+            "sources": {"pair_roots": []},
+        },
+    )
+    child_args = {
+        "run_dir": "runs/second",
+        "steps": "1200",
+        "init": str(parent),
+        "refine": "True",
+        "cosine": "False",
+    }
+    lines = reproduce_commands("m", child_args, [])
+    assert "--run-dir runs/first --encoder efficientnet_lite0 --steps 1641 --threads 1" in lines[0]
+    assert lines[1].startswith(
+        f"python -m core train-detector --run-dir runs/first --export {parent} --which latest"
+    )
+    assert f"--run-dir runs/second --steps 1200 --init {parent} --refine --threads 1" in lines[2]
+    assert "--cosine" not in lines[2] and lines[3].endswith("--export resources/models/m.safetensors --card")
+
+
 def test_initial_weights_from_resnet18_imagenet_or_a_whole_checkpoint(tmp_path):
     import torch
 
