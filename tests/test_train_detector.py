@@ -141,6 +141,9 @@ def test_threshold_sweep_finds_the_best_threshold_and_measures_calibration():
     # Labels that are positive above 0.7 only: the sweep must land there and score a perfect F1.
     stepped = threshold_sweep(probabilities, probabilities >= 0.7)
     assert stepped["threshold"] == 0.7 and stepped["f1"] == 1.0
+    # A calibrated detector's F1 curve is flat at the top: the most conservative near-best threshold is chosen.
+    assert calibrated["threshold"] > calibrated["best_f1_threshold"]
+    assert calibrated["f1"] - 0.01 <= calibrated["f1_at_threshold"] < calibrated["f1"]
 
 
 def test_pair_folders_from_generate_dataset_layout(tmp_path):
