@@ -27,7 +27,6 @@ class ChangeStarConfig:
     encoder: str = "efficientnet_lite0"
     fpn_channels: int = 256
     decoder_channels: int = 96
-    refine: bool = False  # full-resolution edge refinement (ours; official checkpoints have none)
 
     def __post_init__(self):
         if self.encoder not in ENCODERS:
@@ -294,28 +293,6 @@ class ChangeHead(nn.Module):
         return self.change_conv(x)
 
 
-class EdgeRefiner(nn.Module):
-    """Sharpens the ×4-upsampled change logit against the full-resolution images: a residual from three small
-    convolutions on (logit, t1 + t2, |t1 − t2|), temporally symmetric. Change is predicted at stride 4, so
-    unrefined outlines bleed 2–4 px onto the ground around buildings, most of the false positives on LEVIR-CD.
-    Starts as the identity (last conv zero)."""
-
-    def __init__(self, channels: int = 16):
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(7, channels, 3, padding=1),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(channels, channels, 3, padding=2, dilation=2),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(channels, 1, 3, padding=1),
-        )
-        nn.init.zeros_(self.body[-1].weight)
-        nn.init.zeros_(self.body[-1].bias)
-
-    def forward(self, logit: torch.Tensor, t1: torch.Tensor, t2: torch.Tensor) -> torch.Tensor:
-        return logit + self.body(torch.cat([logit, t1 + t2, (t1 - t2).abs()], dim=1))
-
-
 class ChangeStar(nn.Module):
     """Input (B, 6, H, W): t1 RGB | t2 RGB on 0–255, H and W multiples of 32. Normalisation happens inside."""
 
@@ -325,8 +302,6 @@ class ChangeStar(nn.Module):
         self.encoder = FarSegEncoder(self.config, imagenet=imagenet)
         self.decoder = ChangeMixin(self.config.decoder_channels)
         self.head = ChangeHead(self.config.decoder_channels)
-        if self.config.refine:
-            self.refine = EdgeRefiner()
         if self.config.encoder == "resnet18":
             mean, std = IMAGENET_MEAN_255, IMAGENET_STD_255
         else:
@@ -334,25 +309,19 @@ class ChangeStar(nn.Module):
         self.register_buffer("pixel_mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
 
-    def _normalised_dates(self, pair: torch.Tensor) -> torch.Tensor:
-        """(2B, 3, H, W): t1 of the whole batch, then t2."""
-        if pair.ndim != 4 or pair.shape[1] != 6:
-            raise InputError(f"ChangeStar expects (B, 6, H, W) t1|t2 RGB input, got {tuple(pair.shape)}.")
-        dates = torch.cat([pair[:, :3], pair[:, 3:]], dim=0)
-        return (dates - self.pixel_mean) / self.pixel_std
-
     def bitemporal_forward(self, pair: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Both dates through the one encoder, stacked on the batch axis; returns the two stride-4 features."""
-        features = self.encoder(self._normalised_dates(pair))
-        return features.chunk(2, dim=0)
+        if pair.ndim != 4 or pair.shape[1] != 6:
+            raise InputError(f"ChangeStar expects (B, 6, H, W) t1|t2 RGB input, got {tuple(pair.shape)}.")
+        batch = pair.shape[0]
+        dates = torch.cat([pair[:, :3], pair[:, 3:]], dim=0)
+        dates = (dates - self.pixel_mean) / self.pixel_std
+        features = self.encoder(dates)
+        return features[:batch], features[batch:]
 
     def forward(self, pair: torch.Tensor) -> ChangeStarOutput:
-        dates = self._normalised_dates(pair)
-        t1, t2 = self.encoder(dates).chunk(2, dim=0)
-        logit = self.head(self.decoder(t1, t2))
-        if self.config.refine:
-            logit = self.refine(logit, *dates.chunk(2, dim=0))
-        return ChangeStarOutput(change_logit=logit)
+        t1, t2 = self.bitemporal_forward(pair)
+        return ChangeStarOutput(change_logit=self.head(self.decoder(t1, t2)))
 
     def export_config(self, **extra) -> dict:
         return {"architecture": ARCHITECTURE, **asdict(self.config), **extra}
@@ -409,9 +378,7 @@ def load_detector(name_or_path: str = DEFAULT_DETECTOR, device: str | torch.devi
         raise InputError(
             f"'{name_or_path}' holds a '{config.get('architecture')}' model, not a {ARCHITECTURE} change detector."
         )
-    fields = {
-        key: config[key] for key in ("encoder", "fpn_channels", "decoder_channels", "refine") if key in config
-    }
+    fields = {key: config[key] for key in ("encoder", "fpn_channels", "decoder_channels") if key in config}
     model = ChangeStar(ChangeStarConfig(**fields))
     model.load_state_dict(state, strict=True)
     return LoadedDetector(model=model.to(device).eval(), config=config)

@@ -372,11 +372,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--encoder", default="efficientnet_lite0", choices=ENCODERS)
     parser.add_argument("--fpn-channels", type=int, default=256)
-    parser.add_argument(
-        "--refine",
-        action="store_true",
-        help="add the full-resolution edge refiner (core.changestar.EdgeRefiner)",
-    )
     parser.add_argument("--no-imagenet", action="store_true", help="start the encoder from random weights")
     parser.add_argument(
         "--freeze-stride", type=int, default=8, help="freeze encoder stages up to this stride (0 = train all)"
@@ -445,7 +440,7 @@ def load_initial_weights(model: ChangeStar, path: Path) -> None:
             raise InputError(
                 f"{path} holds a {config.get('encoder')} detector: pass --encoder {config.get('encoder')}."
             )
-        _load_adding_refiner(model, state, path)
+        model.load_state_dict(state, strict=True)
         return
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -454,7 +449,7 @@ def load_initial_weights(model: ChangeStar, path: Path) -> None:
     state = state.get("model", state.get("state_dict", state))
     state = {key.removeprefix("module."): value for key, value in state.items()}
     if any(key.startswith("encoder.") for key in state):
-        _load_adding_refiner(model, state, path)
+        model.load_state_dict(state, strict=True)
         return
     if model.config.encoder != "resnet18":
         raise InputError(
@@ -463,18 +458,6 @@ def load_initial_weights(model: ChangeStar, path: Path) -> None:
     model.encoder.resnet.load_state_dict(
         {k: v for k, v in state.items() if not k.startswith("fc.")}, strict=True
     )
-
-
-def _load_adding_refiner(model: ChangeStar, state: dict, path: Path) -> None:
-    """Strict, except that a model with --refine may start from a detector without one (its refiner starts as
-    the identity)."""
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    missing = [key for key in missing if not key.startswith("refine.")]
-    if missing or unexpected:
-        raise InputError(
-            f"{path} does not fit this detector: missing {missing[:3]}, unexpected {unexpected[:3]}; check --encoder "
-            "and --refine."
-        )
 
 
 def _use_bf16(choice: str, device: torch.device) -> bool:
@@ -578,7 +561,7 @@ TRAIN_OPTIONS = (
     "init",
     "seed",
 )
-TRAIN_FLAGS = ("refine", "cosine")
+TRAIN_FLAGS = ("cosine",)
 
 
 def _dataset_command(root: str) -> str:
@@ -663,13 +646,7 @@ def write_model_card(
         "## Model",
         f"- FarSeg (FPN {config.get('fpn_channels')}, foreground-scene relation, asymmetric decoder to "
         f"{config.get('decoder_channels')} channels at stride 4) + ChangeMixin (3×3 conv on both date orders, "
-        "summed) + 1×1 conv + ×4 bilinear"
-        + (
-            " + a full-resolution edge refiner (three small convolutions on the logit, t1 + t2 and |t1 − t2|)"
-            if config.get("refine")
-            else ""
-        )
-        + "; one encoder shared by both dates.",
+        "summed) + 1×1 conv + ×4 bilinear; one encoder shared by both dates.",
         "- Input: t1|t2 RGB, 0–255, any size (padded to multiples of 32); normalised inside as (x/255−0.5)/0.5. "
         f"Output: change probability. Load with `core.changestar.load_detector('{name}')`.",
         f"- Decision threshold: **{config.get('threshold')}** (chosen on held-out synthetic pairs, see below).",
@@ -733,9 +710,7 @@ def write_model_card(
         "- Trained for building change (new, removed, restyled-but-unchanged buildings). DSIFN labels general "
         "land-cover change (fields, roads, water) that the synthetic pairs never show: expect scores there near or "
         "below the classical references.",
-        "- Change is predicted at stride 4 and upsampled ×4"
-        + (", then sharpened against the images" if config.get("refine") else "")
-        + ": outlines are rounded; small objects (< ~8 px) are missed.",
+        "- Change is predicted at stride 4 and upsampled ×4: outlines are rounded; small objects (< ~8 px) are missed.",
         "- Detection defaults to bf16 autocast on CPUs with native bf16 (2–3× faster); on LEVIR-CD dev it moved F1 by "
         "< 0.5 points against fp32 (`--precision fp32` to turn it off).",
         "- A few real dev tiles per dataset: differences of a few F1 points are noise.",
@@ -803,7 +778,7 @@ def train(args) -> int:
         tiles, train_folders, args.crop, args.star_fraction, args.no_change_fraction, args.local_star
     )
 
-    model_config = ChangeStarConfig(encoder=args.encoder, fpn_channels=args.fpn_channels, refine=args.refine)
+    model_config = ChangeStarConfig(encoder=args.encoder, fpn_channels=args.fpn_channels)
     held_out_names = sorted(f"{f.parent.name}/{f.name}" for f in pair_folders if is_validation_pair(f))
     validation_signature = hashlib.sha1(
         json.dumps([held_out_names, len(tiles), args.val_pairs, args.local_star]).encode()
