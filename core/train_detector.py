@@ -592,8 +592,10 @@ def _train_commands(train_args: dict, pair_roots: list[str], seen: set[str]) -> 
     ):
         seen.add(init)
         _, parent = load_weights(init)
-        parent_args = parent.get("train_args") or {}
+        parent_args = dict(parent.get("train_args") or {})
         if parent_args:
+            if parent.get("checkpoint") == "checkpoint.pt" and parent_args.get("cosine") != "True":
+                parent_args["steps"] = str(parent.get("steps"))  # the run was exported (stopped) there
             parent_roots = (parent.get("sources") or {}).get("pair_roots") or []
             lines += _train_commands(parent_args, parent_roots, seen)
             which = "latest" if parent.get("checkpoint") == "checkpoint.pt" else "best"
@@ -658,7 +660,14 @@ def write_model_card(
         "tricks (colour jitter, unlabelled appearance change, roof lean, misregistration; the labels of created "
         "buildings move with t2).",
         f"- STAR pairs on the fly from {len(sources.get('star_tiles') or [])} building tiles "
-        "(t2 = another crop, change = XOR of the building masks), and restyled no-change pairs (t2 = t1 with "
+        f"({train_args.get('star_fraction')} of the pairs; t2 = another crop, change = XOR of the building masks"
+        + (
+            f"; {train_args.get('local_star')} of them inside one soft region of whole buildings only, a new "
+            "neighbourhood beside an old one"
+            if float(train_args.get("local_star") or 0) > 0
+            else ""
+        )
+        + f"), and restyled no-change pairs ({train_args.get('no_change_fraction')} of the pairs; t2 = t1 with "
         "new colours, gamma, haze, blur, noise, ≤ 2 px misregistration; empty label).",
         "",
         "## Training",

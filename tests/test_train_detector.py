@@ -240,7 +240,7 @@ def test_reproduce_commands_follow_init_back_through_our_exports(tmp_path):
     from core.weights import save_weights
 
     parent = tmp_path / "parent.safetensors"
-    parent_args = {"run_dir": "runs/first", "steps": "1641", "encoder": "efficientnet_lite0", "init": "None"}
+    parent_args = {"run_dir": "runs/first", "steps": "2400", "encoder": "efficientnet_lite0", "init": "None"}
     save_weights(
         parent,
         {"w": torch.zeros(1)},
