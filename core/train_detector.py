@@ -9,6 +9,7 @@ zero-shot detector lacks. The decision threshold is chosen on a held-out synthet
 
 import argparse
 import hashlib
+import itertools
 import json
 import os
 import signal
@@ -538,6 +539,44 @@ def zero_shot_reports(model_path: Path, reference_json: Path | None) -> list[dic
     return reports
 
 
+SAMPLE_CELL = 192  # pixels per image in the sample grid
+SAMPLES_PER_SET = 2
+
+
+def write_sample_grid(model_path: Path, out: Path) -> None:
+    """Rows of t1 | t2 | true change | predicted change (green hit, red false alarm, blue miss) for the first pairs
+    of each real dev set, at the model's threshold."""
+    from .changestar import load_detector
+    from .detect import predict_array
+    from .evaluate import labelled_pairs
+
+    loaded = load_detector(str(model_path))
+    rows = []
+    for _, folder in ZERO_SHOT_SETS:
+        pairs = labelled_pairs(shared_data_dir() / "change" / folder)
+        for pair in itertools.islice(pairs, SAMPLES_PER_SET):
+            predicted = predict_array(loaded.model, pair.t1, pair.t2, torch.device("cpu")) >= loaded.threshold
+            truth = pair.change.astype(bool)
+            overlay = np.zeros(truth.shape + (3,), np.uint8)
+            overlay[predicted & truth] = (0, 200, 0)
+            overlay[predicted & ~truth] = (230, 0, 0)
+            overlay[~predicted & truth] = (0, 90, 255)
+            cells = [pair.t1, pair.t2, np.repeat(truth[..., None], 3, axis=2).astype(np.uint8) * 255, overlay]
+            rows.append(
+                np.concatenate(
+                    [
+                        cv2.resize(
+                            np.ascontiguousarray(c), (SAMPLE_CELL, SAMPLE_CELL), interpolation=cv2.INTER_AREA
+                        )
+                        for c in cells
+                    ],
+                    axis=1,
+                )
+            )
+    with atomic_path(out) as tmp:
+        Image.fromarray(np.concatenate(rows, axis=0)).save(tmp, format="PNG")
+
+
 def pair_methods(pair_roots: list[str]) -> list[str]:
     """The synthesis method of each pair folder, from its dataset.json."""
     methods = []
@@ -715,6 +754,11 @@ def write_model_card(
             )
         lines.append("")
     lines += [
+        f"![first real dev pairs]({name}_samples.png)",
+        "",
+        f"`{name}_samples.png`: the first {SAMPLES_PER_SET} pairs of each set above; columns t1 | t2 | true change | "
+        "predicted change at the threshold (green hit, red false alarm, blue miss).",
+        "",
         "## Limitations",
         "- Trained for building change (new, removed, restyled-but-unchanged buildings). DSIFN labels general "
         "land-cover change (fields, roads, water) that the synthetic pairs never show: expect scores there near or "
@@ -756,6 +800,7 @@ def run(args) -> int:
             for report in reports:
                 print(format_table(report) + "\n")
             card = args.export.with_suffix(".md")
+            write_sample_grid(args.export, args.export.with_name(f"{args.export.stem}_samples.png"))
             comparison = args.comparison.read_text() if args.comparison else None
             write_model_card(card, args.export.stem, config, reports, comparison)
             print(f"wrote {card}")

@@ -308,3 +308,22 @@ def test_initial_weights_from_a_shipped_safetensors_detector(tmp_path):
     assert torch.equal(target.decoder.conv[0].weight, source.decoder.conv[0].weight)
     with pytest.raises(InputError, match="--encoder resnet18"):
         load_initial_weights(build_changestar("efficientnet_lite0"), path)
+
+
+def test_sample_grid_shows_real_pairs_and_the_detector_decisions(tmp_path, shared_data):
+    import torch
+
+    from core.changestar import build_changestar
+    from core.train_detector import SAMPLE_CELL, SAMPLES_PER_SET, ZERO_SHOT_SETS, write_sample_grid
+    from core.weights import save_weights
+
+    torch.manual_seed(0)
+    model = build_changestar("efficientnet_lite0", fpn_channels=32)
+    path = tmp_path / "tiny.safetensors"
+    save_weights(path, model.state_dict(), model.export_config(threshold=0.5))
+    write_sample_grid(path, tmp_path / "tiny_samples.png")
+    grid = np.asarray(Image.open(tmp_path / "tiny_samples.png"))
+    assert grid.shape == (len(ZERO_SHOT_SETS) * SAMPLES_PER_SET * SAMPLE_CELL, 4 * SAMPLE_CELL, 3)
+    truth = grid[:, 2 * SAMPLE_CELL : 3 * SAMPLE_CELL]
+    decisions = grid[:, 3 * SAMPLE_CELL :]
+    assert truth.max() == 255 and decisions.max() > 0  # real changes shown, decisions coloured
