@@ -11,8 +11,8 @@ Realism tricks (on by default; `../shared/notes/findings.md`): independent colou
 per date, unlabelled appearance change in t2 (recoloured ground, shadows, re-coloured kept roofs, roofs leaning
 0–3 px as seen from another angle: the negatives that raise a detector's precision), 0–2 px misregistration of
 t2 (created buildings' labels and `mask_t2` move with it; removed ones stay on t1), random t1/t2 swap, a share of
-STAR pairs (t2 = another crop, change = XOR of the masks), half of the inpainted removals filled with ground texture, and objects pasted onto open ground (not on
-vegetation, shadow or water, away from buildings).
+STAR pairs (t2 = another crop, change = XOR of the masks), half of the inpainted removals filled with ground
+texture, and objects pasted onto open ground (not on vegetation, shadow or water, away from buildings).
 """
 
 from __future__ import annotations
