@@ -256,7 +256,8 @@ def bce_dice_loss(logit: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def threshold_sweep(probabilities: np.ndarray, labels: np.ndarray) -> dict:
-    """Pooled F1 at each candidate threshold; the best one; reliability bins (mean confidence vs. frequency)."""
+    """Pooled F1 at each candidate threshold; the best one and the chosen (most conservative near-best) one;
+    reliability bins (mean confidence vs. frequency)."""
     labels = labels.astype(bool).ravel()
     probabilities = probabilities.ravel()
     scores = {}
