@@ -14,6 +14,10 @@ COMMANDS = {
     "synthesize": ("synthesize", "synthesize post-event images from a pre-event image and building events"),
     "generate-dataset": ("dataset", "synthetic change pairs from single-temporal image + mask folders"),
     "train-generator": ("train_generator", "train the Changen generator (resumable, torchrun-capable)"),
+    "train-autoencoder": (
+        "training.diffusion.autoencoder",
+        "train the latent autoencoder of the diffusion generators",
+    ),
     "demo": ("demo", "run the main job on the shipped/shared sample"),
 }
 

@@ -1,0 +1,1 @@
+"""Training loops (not shipped in the plugin zip)."""

@@ -1,0 +1,1 @@
+"""Training of the latent autoencoder and the RS-DiT denoiser."""

@@ -1,0 +1,406 @@
+"""`python -m core train-autoencoder`: the latent autoencoder of the diffusion generators, trained here on CPU.
+
+Loss (Stable Diffusion's recipe, scaled down): L1 + a perceptual term on ImageNet EfficientNet-Lite0 features
+(unit-normalised per channel, as LPIPS does) + a small KL term + a light patch-discriminator hinge term that starts
+after `--adv-start` steps. `--freeze-encoder` fine-tunes the decoder only, so the latent space (and every denoiser
+trained in it) stays valid. Data: RGB images of `../shared/data/{buildings,landcover,unlabeled}`, never `change/` or
+`georef/`; one image in ten is held out for PSNR/SSIM. Resumable: the same command continues from `checkpoint.pt`
+(tensors and plain values only, loaded with `weights_only=True`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from PIL import Image
+
+from ...atomic import atomic_path
+from ...errors import InputError
+from ...paths import shared_data_dir
+from ...synthesis.diffusion.autoencoder import (
+    AUTOENCODER_PRESETS,
+    LatentCodec,
+    build_autoencoder,
+    save_autoencoder,
+)
+
+# RGB sources (Vaihingen is near-infrared false colour and SpaceNet Atlanta panchromatic: not RGB, left out)
+IMAGE_GLOBS = (
+    "buildings/*/images/*.png",
+    "landcover/dubai_mbrsc/images/*.jpg",
+    "landcover/loveda/images/*.png",
+    "landcover/potsdam/images/*.png",
+    "unlabeled/levir_extra/*.png",
+)
+HOLDOUT_EVERY = 10
+EVAL_CROP = 256
+EVAL_CROPS = 24
+
+
+@dataclass
+class TrainingImage:
+    source: str
+    name: str
+    pixels: np.ndarray  # (H, W, 3) uint8
+
+
+def _stable_bucket(name: str, buckets: int) -> int:
+    import hashlib
+
+    return int(hashlib.sha1(name.encode()).hexdigest(), 16) % buckets
+
+
+def load_training_images(root: Path | None = None) -> tuple[list[TrainingImage], list[TrainingImage]]:
+    """(train, held-out) RGB images; the split is a stable hash of each file's path below the data root."""
+    root = root or shared_data_dir()
+    train, held_out = [], []
+    for pattern in IMAGE_GLOBS:
+        for path in sorted(root.glob(pattern)):
+            relative = str(path.relative_to(root))
+            image = TrainingImage(
+                relative.split("/")[1], relative, np.asarray(Image.open(path).convert("RGB"))
+            )
+            (held_out if _stable_bucket(relative, HOLDOUT_EVERY) == 0 else train).append(image)
+    if not train:
+        raise InputError(f"No training images under {root} ({', '.join(IMAGE_GLOBS)}).")
+    return train, held_out
+
+
+def random_crops(images: list[TrainingImage], rng: np.random.Generator, batch: int, crop: int) -> np.ndarray:
+    """Sources drawn evenly, then an image; scale jitter 0.5–1×, a crop, one of the 8 dihedral transforms."""
+    by_source: dict[str, list[TrainingImage]] = {}
+    for image in images:
+        by_source.setdefault(image.source, []).append(image)
+    sources = sorted(by_source)
+    out = np.empty((batch, crop, crop, 3), np.uint8)
+    for index in range(batch):
+        choices = by_source[sources[rng.integers(len(sources))]]
+        pixels = choices[rng.integers(len(choices))].pixels
+        height, width = pixels.shape[:2]
+        low = max(0.5, crop / min(height, width))
+        scale = rng.uniform(low, max(low, 1.0))
+        size = int(np.ceil(crop / scale))
+        top, left = rng.integers(height - size + 1), rng.integers(width - size + 1)
+        patch = pixels[top : top + size, left : left + size]
+        if size != crop:
+            patch = cv2.resize(patch, (crop, crop), interpolation=cv2.INTER_AREA)
+        patch = np.rot90(patch, rng.integers(4))
+        out[index] = patch[:, ::-1] if rng.integers(2) else patch
+    return out
+
+
+def evaluation_crops(
+    held_out: list[TrainingImage], crop: int = EVAL_CROP, count: int = EVAL_CROPS
+) -> np.ndarray:
+    """Fixed crops of the held-out images (the centre, then the corners), at most `count`."""
+    crops = []
+    for anchor in ((0.5, 0.5), (0.0, 0.0), (1.0, 1.0), (0.0, 1.0), (1.0, 0.0)):
+        for image in held_out:
+            height, width = image.pixels.shape[:2]
+            if min(height, width) < crop:
+                continue
+            top = int(anchor[0] * (height - crop))
+            left = int(anchor[1] * (width - crop))
+            crops.append(image.pixels[top : top + crop, left : left + crop])
+            if len(crops) == count:
+                return np.stack(crops)
+    return np.stack(crops)
+
+
+def to_signed(pixels: np.ndarray, device) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(pixels)).permute(0, 3, 1, 2).float().to(device) / 127.5 - 1.0
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    return ((images.float().clamp(-1, 1) + 1.0) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+
+
+class PerceptualLoss(nn.Module):
+    """Distance of unit-normalised ImageNet EfficientNet-Lite0 features at strides 4–32 (LPIPS without its
+    learned weights); inputs in [-1, 1], the normalisation Lite0 was trained with."""
+
+    def __init__(self):
+        super().__init__()
+        from ...changestar import EfficientNetLiteTrunk
+
+        self.trunk = EfficientNetLiteTrunk("lite0", imagenet=True).eval().requires_grad_(False)
+
+    def forward(self, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            targets = self.trunk(real)
+        loss = fake.new_zeros(())
+        for predicted, target in zip(self.trunk(fake), targets, strict=False):
+            predicted = F.normalize(predicted.float(), dim=1)
+            target = F.normalize(target.float(), dim=1)
+            loss = loss + (predicted - target).pow(2).sum(dim=1).mean()
+        return loss
+
+
+class PatchDiscriminator(nn.Module):
+    """A light PatchGAN (receptive field 34 px): judges local texture, the part L1 and features leave blurry."""
+
+    def __init__(self, width: int = 32):
+        super().__init__()
+        sn = nn.utils.spectral_norm
+        self.net = nn.Sequential(
+            sn(nn.Conv2d(3, width, 4, 2, 1)),
+            nn.LeakyReLU(0.2),
+            sn(nn.Conv2d(width, width * 2, 4, 2, 1)),
+            nn.LeakyReLU(0.2),
+            sn(nn.Conv2d(width * 2, width * 4, 4, 1, 1)),
+            nn.LeakyReLU(0.2),
+            sn(nn.Conv2d(width * 4, 1, 4, 1, 1)),
+        )
+
+    def forward(self, images):
+        return self.net(images)
+
+
+def psnr_ssim(reference: np.ndarray, reconstructed: np.ndarray) -> tuple[float, float]:
+    """Mean PSNR (dB) and SSIM (per RGB channel, Gaussian σ 1.5) over a batch of uint8 images."""
+    from ...realism import ssim_map
+
+    psnrs, ssims = [], []
+    for a, b in zip(reference, reconstructed, strict=False):
+        mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+        psnrs.append(10 * np.log10(255.0**2 / max(mse, 1e-10)))
+        ssims.append(float(ssim_map(a, b).mean()))
+    return float(np.mean(psnrs)), float(np.mean(ssims))
+
+
+def reconstruct(codec: LatentCodec, pixels: np.ndarray, device, batch: int = 4) -> np.ndarray:
+    out = []
+    with torch.inference_mode():
+        for start in range(0, len(pixels), batch):
+            images = to_signed(pixels[start : start + batch], device)
+            out.append(to_uint8(codec.decode(codec.encode(images))))
+    return np.concatenate(out)
+
+
+def latent_statistics(
+    codec: LatentCodec, images: list[TrainingImage], device, seed: int = 0
+) -> tuple[float, float]:
+    """Mean and 1/std of the raw posterior means over 64 training crops: the latent normalisation to store."""
+    rng = np.random.default_rng(seed)
+    values = []
+    with torch.inference_mode():
+        for _ in range(16):
+            pixels = to_signed(random_crops(images, rng, 4, EVAL_CROP), device)
+            values.append(codec.vae.encode(pixels).latent_dist.mode().flatten())
+    values = torch.cat(values)
+    return float(values.mean()), float(1.0 / values.std())
+
+
+class Trainer:
+    def __init__(self, args, device):
+        self.args = args
+        self.device = device
+        self.vae = build_autoencoder(args.preset).to(device)
+        self.disc = PatchDiscriminator().to(device)
+        self.perceptual = PerceptualLoss().to(device)
+        self.opt = torch.optim.Adam(self.vae.parameters(), lr=args.lr, betas=(0.5, 0.9))
+        self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=args.lr, betas=(0.5, 0.9))
+        self.step = 0
+        self.elapsed = 0.0
+        self.rng = np.random.default_rng(args.seed)
+
+    def state(self) -> dict:
+        return {
+            "vae": self.vae.state_dict(),
+            "disc": self.disc.state_dict(),
+            "opt": self.opt.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "step": self.step,
+            "elapsed": self.elapsed,
+            "rng": json.dumps(self.rng.bit_generator.state),
+            "preset": self.args.preset,
+        }
+
+    def load(self, state: dict) -> None:
+        if state["preset"] != self.args.preset:
+            raise InputError(f"The run was started with --preset {state['preset']}; pass the same preset.")
+        self.vae.load_state_dict(state["vae"])
+        self.disc.load_state_dict(state["disc"])
+        self.opt.load_state_dict(state["opt"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.step, self.elapsed = int(state["step"]), float(state["elapsed"])
+        self.rng.bit_generator.state = json.loads(state["rng"])
+
+    def autocast(self):
+        bf16 = self.args.precision == "bf16" or (self.args.precision == "auto" and self.device.type == "cpu")
+        return torch.autocast(self.device.type, torch.bfloat16, enabled=bf16)
+
+    def train_step(self, images: torch.Tensor) -> dict[str, float]:
+        args = self.args
+        adversarial = self.step >= args.adv_start
+        self.vae.encoder.requires_grad_(not args.freeze_encoder)
+        self.vae.quant_conv.requires_grad_(not args.freeze_encoder)
+        with self.autocast():
+            posterior = self.vae.encode(images).latent_dist
+            fake = self.vae.decode(posterior.sample()).sample.float()
+            l1 = (fake - images).abs().mean()
+            perceptual = self.perceptual(fake, images)
+            kl = posterior.kl().mean() / images[0].numel()
+            loss = l1 + args.perceptual_weight * perceptual + args.kl_weight * kl
+            if adversarial:
+                loss = loss - args.adv_weight * self.disc(fake).float().mean()
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        logs = {"l1": l1.item(), "perceptual": perceptual.item(), "kl": kl.item()}
+        if adversarial:
+            with self.autocast():
+                real_score = self.disc(images).float()
+                fake_score = self.disc(fake.detach()).float()
+                d_loss = F.relu(1 - real_score).mean() + F.relu(1 + fake_score).mean()
+            self.opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            self.opt_d.step()
+            logs["d"] = d_loss.item()
+        self.step += 1
+        return logs
+
+
+def checkpoint_path(run_dir: Path) -> Path:
+    return run_dir / "checkpoint.pt"
+
+
+def save_checkpoint(run_dir: Path, state: dict) -> None:
+    with atomic_path(checkpoint_path(run_dir)) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(run_dir: Path) -> dict | None:
+    path = checkpoint_path(run_dir)
+    if not path.is_file():
+        return None
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--run-dir", required=True, type=Path, help="checkpoint.pt, log.jsonl, eval.jsonl")
+    parser.add_argument("--preset", default="cpu", choices=sorted(AUTOENCODER_PRESETS))
+    parser.add_argument("--crop", type=int, default=128)
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--lr", type=float, default=2e-4)
+    parser.add_argument("--perceptual-weight", type=float, default=0.1)
+    parser.add_argument("--kl-weight", type=float, default=1e-6)
+    parser.add_argument("--adv-weight", type=float, default=0.05)
+    parser.add_argument("--adv-start", type=int, default=2000, help="step at which the patch GAN term starts")
+    parser.add_argument(
+        "--freeze-encoder", action="store_true", help="train the decoder only (keeps the latent space)"
+    )
+    parser.add_argument("--steps", type=int, default=1_000_000, help="stop after this many steps in total")
+    parser.add_argument("--minutes", type=float, default=0.0, help="stop after this many minutes (0 = none)")
+    parser.add_argument("--checkpoint-minutes", type=float, default=5.0)
+    parser.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--log-every", type=int, default=20)
+    parser.add_argument(
+        "--export", type=Path, help="write the run's autoencoder to this .safetensors and exit"
+    )
+    parser.add_argument("--card", action="store_true", help="with --export: PSNR/SSIM, grid and model card")
+
+
+def evaluate(codec: LatentCodec, crops: np.ndarray, device) -> dict[str, float]:
+    psnr, ssim_value = psnr_ssim(crops, reconstruct(codec, crops, device))
+    return {"psnr": round(psnr, 3), "ssim": round(ssim_value, 4)}
+
+
+def run(args) -> int:
+    from ...device import pick_device
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = pick_device(args.device)
+    args.run_dir.mkdir(parents=True, exist_ok=True)
+    if args.export:
+        codec, provenance = export_autoencoder(args.run_dir, args.export, device)
+        print(f"wrote {args.export} (step {provenance['step']})")
+        if args.card:
+            from .autoencoder_card import write_card
+
+            write_card(args, codec, provenance, device)
+        return 0
+    train, held_out = load_training_images()
+    eval_crops = evaluation_crops(held_out)
+    trainer = Trainer(args, device)
+    state = load_checkpoint(args.run_dir)
+    if state is not None:
+        trainer.load(state)
+        print(f"resumed at step {trainer.step}")
+    stop = {"requested": False}
+
+    def request_stop(signum, frame):
+        stop["requested"] = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    started, last_checkpoint = time.time(), time.time()
+    log_path = args.run_dir / "log.jsonl"
+
+    def checkpoint() -> None:
+        trainer.elapsed += time.time() - checkpoint.mark
+        checkpoint.mark = time.time()
+        save_checkpoint(args.run_dir, trainer.state())
+        codec = LatentCodec(trainer.vae.eval(), AUTOENCODER_PRESETS[args.preset])
+        scores = evaluate(codec, eval_crops, device)
+        trainer.vae.train()
+        with open(args.run_dir / "eval.jsonl", "a") as handle:
+            handle.write(json.dumps({"step": trainer.step, "hours": trainer.elapsed / 3600, **scores}) + "\n")
+        print(
+            f"step {trainer.step}: held-out PSNR {scores['psnr']:.2f} dB, SSIM {scores['ssim']:.3f}",
+            flush=True,
+        )
+
+    checkpoint.mark = time.time()
+    sums: dict[str, float] = {}
+    while trainer.step < args.steps and not stop["requested"]:
+        if args.minutes and time.time() - started > args.minutes * 60:
+            break
+        images = to_signed(random_crops(train, trainer.rng, args.batch, args.crop), device)
+        for key, value in trainer.train_step(images).items():
+            sums[key] = sums.get(key, 0.0) + value
+        if trainer.step % args.log_every == 0:
+            row = {"step": trainer.step, **{k: round(v / args.log_every, 5) for k, v in sums.items()}}
+            with open(log_path, "a") as handle:
+                handle.write(json.dumps(row) + "\n")
+            sums = {}
+        if time.time() - last_checkpoint > args.checkpoint_minutes * 60:
+            checkpoint()
+            last_checkpoint = time.time()
+    checkpoint()
+    if stop["requested"]:
+        print("stopped: checkpoint saved; the same command resumes")
+    return 0
+
+
+def export_autoencoder(run_dir: Path, target: Path, device) -> tuple[LatentCodec, dict]:
+    """The run's autoencoder with the latent normalisation measured on training crops."""
+    state = load_checkpoint(run_dir)
+    if state is None:
+        raise InputError(f"No checkpoint in {run_dir}: train first (same --run-dir).")
+    vae = build_autoencoder(state["preset"]).to(device)
+    vae.load_state_dict(state["vae"])
+    vae.eval()
+    train, _ = load_training_images()
+    base = AUTOENCODER_PRESETS[state["preset"]]
+    shift, scale = latent_statistics(LatentCodec(vae, base), train, device)
+    from dataclasses import replace
+
+    codec = LatentCodec(vae, replace(base, scaling_factor=scale, shift_factor=shift))
+    provenance = {"step": int(state["step"]), "hours": round(float(state["elapsed"]) / 3600, 3)}
+    save_autoencoder(target, codec, provenance)
+    return codec, provenance
