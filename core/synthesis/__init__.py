@@ -1,0 +1,1 @@
+"""Image synthesis engines for change generation (Changen2's latent diffusion and its building blocks)."""
