@@ -18,6 +18,10 @@ COMMANDS = {
         "training.diffusion.autoencoder",
         "train the latent autoencoder of the diffusion generators",
     ),
+    "train-denoiser": (
+        "training.diffusion.denoiser",
+        "train the RS-DiT denoiser in an autoencoder's latent space",
+    ),
     "demo": ("demo", "run the main job on the shipped/shared sample"),
 }
 

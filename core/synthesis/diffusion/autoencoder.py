@@ -84,6 +84,18 @@ class LatentCodec(torch.nn.Module):
     def downsampling(self) -> int:
         return self.config.downsampling
 
+    def latent_space_digest(self) -> str:
+        """A hash of what defines the latent space (encoder, quant_conv, normalisation), not of the decoder:
+        a denoiser stays valid for a decoder fine-tuned later."""
+        import hashlib
+
+        digest = hashlib.sha256(f"{self.config.scaling_factor:.9g} {self.config.shift_factor:.9g}".encode())
+        for key, value in sorted(self.vae.state_dict().items()):
+            if key.startswith(("encoder.", "quant_conv.")):
+                digest.update(key.encode())
+                digest.update(value.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+        return digest.hexdigest()[:16]
+
     def encode(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """`(B, 3, H, W)` in [-1, 1] → normalised latents; the posterior mean unless a generator is given."""
         posterior = self.vae.encode(images).latent_dist

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
 
-from core.errors import InputError
+from ...errors import InputError
 
 NUM_TIMESTEPS = 1000
 BETA_START = 1e-4

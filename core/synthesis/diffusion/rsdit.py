@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.errors import InputError
+from ...errors import InputError
 
 ARCHITECTURE = "rsdit"
 LABEL_DOWNSAMPLING = (

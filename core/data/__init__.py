@@ -1,0 +1,1 @@
+"""Training and evaluation data: tiles, label spaces, pair folders, augmentation."""

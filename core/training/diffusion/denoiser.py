@@ -1,0 +1,331 @@
+"""`python -m core train-denoiser`: Changen2's RS-DiT trained here with the iDDPM objective (learned-range variance)
+in the latent space of a frozen autoencoder, conditioned on the one-hot project class map.
+
+Data: building tiles ({building, unlabeled}) and land-cover maps (each source mapped onto the project classes by
+`core.data.label_spaces`), sources drawn evenly, 256² crops with 0.5–1× scale jitter and the eight dihedral
+transforms. The held-out images are those the autoencoder held out (the same stable hash). Resumable: the same
+command continues from `checkpoint.pt` (tensors and plain values, loaded with `weights_only=True`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image
+
+from ...atomic import atomic_path
+from ...data.label_spaces import PROJECT_CLASSES, to_project_classes
+from ...errors import InputError
+from ...paths import shared_data_dir
+from ...synthesis.diffusion.autoencoder import load_autoencoder
+from ...synthesis.diffusion.process import GaussianDiffusion
+from ...synthesis.diffusion.rsdit import PRESETS, RSDiTConfig, build_rsdit
+from .autoencoder import HOLDOUT_EVERY, _stable_bucket, to_signed
+
+LABELLED_SOURCES = (  # (glob of images, label folder relative to the image folder, class mapping)
+    ("buildings/{name}/images/*.png", "../masks", "buildings"),
+    ("landcover/dubai_mbrsc/images/*.jpg", "../labels", "dubai_mbrsc"),
+    ("landcover/loveda/images/*.png", "../labels", "loveda"),
+    ("landcover/potsdam/images/*.png", "../labels", "potsdam"),
+)
+BUILDING_SOURCES = ("xbd_harvey", "idabd", "xbd_joplin", "xbd_guatemala", "crowdai")  # RGB ones
+EVAL_TIMESTEPS = (50, 250, 500, 750)
+
+
+@dataclass
+class LabelledImage:
+    source: str
+    name: str
+    pixels: np.ndarray  # (H, W, 3) uint8
+    classes: np.ndarray  # (H, W) uint8 project class ids
+
+
+def _read_labels(path: Path, mapping: str) -> np.ndarray:
+    values = np.asarray(Image.open(path).convert("L"))
+    if mapping == "buildings":
+        values = (values > 127).astype(np.uint8)
+    return to_project_classes(values, mapping, str(path))
+
+
+def load_labelled_images(root: Path | None = None) -> tuple[list[LabelledImage], list[LabelledImage]]:
+    """(train, held-out) image + project-class pairs from every labelled RGB source."""
+    root = root or shared_data_dir()
+    train, held_out = [], []
+    patterns = [
+        (p.format(name=name), lab, m) for p, lab, m in LABELLED_SOURCES[:1] for name in BUILDING_SOURCES
+    ]
+    for pattern, label_dir, mapping in patterns + list(LABELLED_SOURCES[1:]):
+        for path in sorted(root.glob(pattern)):
+            label_path = (path.parent / label_dir / path.name).with_suffix(".png")
+            if not label_path.is_file():
+                continue
+            relative = str(path.relative_to(root))
+            image = LabelledImage(
+                relative.split("/")[1],
+                relative,
+                np.asarray(Image.open(path).convert("RGB")),
+                _read_labels(label_path, mapping),
+            )
+            (held_out if _stable_bucket(relative, HOLDOUT_EVERY) == 0 else train).append(image)
+    if not train:
+        raise InputError(f"No labelled training images under {root}.")
+    return train, held_out
+
+
+def random_labelled_crops(images: list[LabelledImage], rng: np.random.Generator, batch: int, crop: int):
+    """Crops of images and their class maps: sources drawn evenly, 0.5–1× scale, the eight dihedral transforms."""
+    by_source: dict[str, list[LabelledImage]] = {}
+    for image in images:
+        by_source.setdefault(image.source, []).append(image)
+    sources = sorted(by_source)
+    pixels = np.empty((batch, crop, crop, 3), np.uint8)
+    classes = np.empty((batch, crop, crop), np.uint8)
+    for index in range(batch):
+        choices = by_source[sources[rng.integers(len(sources))]]
+        image = choices[rng.integers(len(choices))]
+        height, width = image.classes.shape
+        low = max(0.5, crop / min(height, width))
+        size = int(np.ceil(crop / rng.uniform(low, max(low, 1.0))))
+        top, left = rng.integers(height - size + 1), rng.integers(width - size + 1)
+        patch = image.pixels[top : top + size, left : left + size]
+        labels = image.classes[top : top + size, left : left + size]
+        if size != crop:
+            patch = cv2.resize(patch, (crop, crop), interpolation=cv2.INTER_AREA)
+            labels = cv2.resize(labels, (crop, crop), interpolation=cv2.INTER_NEAREST)
+        turns, flip = rng.integers(4), rng.integers(2)
+        patch, labels = np.rot90(patch, turns), np.rot90(labels, turns)
+        pixels[index] = patch[:, ::-1] if flip else patch
+        classes[index] = labels[:, ::-1] if flip else labels
+    return pixels, classes
+
+
+def one_hot_batch(classes: np.ndarray, device) -> torch.Tensor:
+    """(B, H, W) class ids -> (B, C, H, W) float one-hot on `device`."""
+    ids = torch.from_numpy(np.ascontiguousarray(classes)).long().to(device)
+    return torch.nn.functional.one_hot(ids, len(PROJECT_CLASSES)).permute(0, 3, 1, 2).float()
+
+
+class DenoiserTrainer:
+    def __init__(self, args, device):
+        self.args = args
+        self.device = device
+        self.codec = load_autoencoder(args.autoencoder, device).requires_grad_(False)
+        self.config = RSDiTConfig.preset(
+            args.preset, label_channels=len(PROJECT_CLASSES), in_channels=self.codec.latent_channels
+        )
+        self.model = build_rsdit(self.config).to(device)
+        self.ema = build_rsdit(self.config).to(device).requires_grad_(False)
+        self.ema.load_state_dict(self.model.state_dict())
+        self.diffusion = GaussianDiffusion()
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=args.lr, weight_decay=0.0)
+        self.step, self.elapsed = 0, 0.0
+        self.rng = np.random.default_rng(args.seed)
+        self.torch_rng = torch.Generator().manual_seed(args.seed)
+        self.autoencoder_digest = self.codec.latent_space_digest()
+
+    def autocast(self):
+        bf16 = self.args.precision == "bf16" or (self.args.precision == "auto" and self.device.type == "cpu")
+        return torch.autocast(self.device.type, torch.bfloat16, enabled=bf16)
+
+    def state(self) -> dict:
+        return {
+            "model": self.model.state_dict(),
+            "ema": self.ema.state_dict(),
+            "opt": self.opt.state_dict(),
+            "step": self.step,
+            "elapsed": self.elapsed,
+            "rng": json.dumps(self.rng.bit_generator.state),
+            "torch_rng": self.torch_rng.get_state(),
+            "config": json.dumps(asdict(self.config)),
+            "autoencoder_digest": self.autoencoder_digest,
+        }
+
+    def load(self, state: dict) -> None:
+        if state["autoencoder_digest"] != self.autoencoder_digest:
+            raise InputError(
+                f"The run was trained in the latent space of another autoencoder (digest "
+                f"{state['autoencoder_digest']}); pass the same --autoencoder file."
+            )
+        if json.loads(state["config"]) != asdict(self.config):
+            raise InputError("The run was started with another --preset; pass the same preset.")
+        self.model.load_state_dict(state["model"])
+        self.ema.load_state_dict(state["ema"])
+        self.opt.load_state_dict(state["opt"])
+        self.step, self.elapsed = int(state["step"]), float(state["elapsed"])
+        self.rng.bit_generator.state = json.loads(state["rng"])
+        self.torch_rng.set_state(state["torch_rng"])
+
+    def latents(self, pixels: np.ndarray) -> torch.Tensor:
+        with torch.no_grad(), self.autocast():
+            return self.codec.encode(to_signed(pixels, self.device), generator=self.torch_rng).float()
+
+    def train_step(self, pixels: np.ndarray, classes: np.ndarray) -> dict[str, float]:
+        x0 = self.latents(pixels)
+        labels = one_hot_batch(classes, self.device)
+        t = torch.randint(0, self.diffusion.num_timesteps, (len(x0),), generator=self.torch_rng).to(
+            self.device
+        )
+        noise = torch.randn(x0.shape, generator=self.torch_rng).to(self.device)
+        x_t = self.diffusion.q_sample(x0, t, noise)
+        with self.autocast():
+            output = self.model(x_t, t, labels).float()
+        losses = self.diffusion.training_losses(output, x0, x_t, t, noise)
+        self.opt.zero_grad(set_to_none=True)
+        losses["loss"].mean().backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.opt.step()
+        with torch.no_grad():
+            for ema, live in zip(self.ema.parameters(), self.model.parameters(), strict=True):
+                ema.lerp_(live, 1.0 - self.args.ema)
+        self.step += 1
+        return {key: float(value.detach().mean()) for key, value in losses.items()}
+
+    def held_out_losses(self, pixels: np.ndarray, classes: np.ndarray) -> dict[str, float]:
+        """EMA model's epsilon MSE at fixed timesteps with fixed noise: a curve comparable across checkpoints."""
+        generator = torch.Generator().manual_seed(1234)
+        with torch.inference_mode():
+            x0 = torch.cat([self.latents(pixels[i : i + 4]) for i in range(0, len(pixels), 4)])
+            labels = one_hot_batch(classes, self.device)
+            scores = {}
+            for step in EVAL_TIMESTEPS:
+                t = torch.full((len(x0),), step, device=self.device)
+                noise = torch.randn(x0.shape, generator=generator).to(self.device)
+                x_t = self.diffusion.q_sample(x0, t, noise)
+                errors = []
+                for start in range(0, len(x0), 4):
+                    part = slice(start, start + 4)
+                    with self.autocast():
+                        out = self.ema(x_t[part], t[part], labels[part]).float()
+                    errors.append(((out[:, : x0.shape[1]] - noise[part]) ** 2).mean(dim=(1, 2, 3)))
+                scores[f"mse_t{step}"] = round(float(torch.cat(errors).mean()), 5)
+        return scores
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--run-dir", required=True, type=Path, help="checkpoint.pt, log.jsonl, eval.jsonl")
+    parser.add_argument(
+        "--autoencoder",
+        required=True,
+        type=Path,
+        help="the frozen autoencoder (.safetensors) of the latent space",
+    )
+    parser.add_argument("--preset", default="cpu", choices=sorted(PRESETS))
+    parser.add_argument("--crop", type=int, default=256)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--lr", type=float, default=2e-4)
+    parser.add_argument("--ema", type=float, default=0.999, help="EMA decay of the exported weights")
+    parser.add_argument("--steps", type=int, default=10_000_000, help="stop after this many steps in total")
+    parser.add_argument("--minutes", type=float, default=0.0, help="stop after this many minutes (0 = none)")
+    parser.add_argument("--checkpoint-minutes", type=float, default=5.0)
+    parser.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--log-every", type=int, default=20)
+    parser.add_argument(
+        "--export", type=Path, help="write the run's EMA denoiser to this .safetensors and exit"
+    )
+
+
+def checkpoint_path(run_dir: Path) -> Path:
+    return run_dir / "checkpoint.pt"
+
+
+def save_checkpoint(run_dir: Path, state: dict) -> None:
+    with atomic_path(checkpoint_path(run_dir)) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(run_dir: Path) -> dict | None:
+    path = checkpoint_path(run_dir)
+    return torch.load(path, map_location="cpu", weights_only=True) if path.is_file() else None
+
+
+def export_denoiser(run_dir: Path, target: Path, autoencoder: Path) -> dict:
+    """The EMA weights in bf16 (half the size; sampling runs them in fp32 or bf16 autocast) with their config."""
+    from ...weights import save_weights
+
+    state = load_checkpoint(run_dir)
+    if state is None:
+        raise InputError(f"No checkpoint in {run_dir}: train first (same --run-dir).")
+    config = {
+        "kind": "rsdit",
+        "rsdit": json.loads(state["config"]),
+        "classes": list(PROJECT_CLASSES),
+        "autoencoder": Path(autoencoder).stem,
+        "autoencoder_digest": state["autoencoder_digest"],
+        "step": int(state["step"]),
+        "hours": round(float(state["elapsed"]) / 3600, 3),
+    }
+    save_weights(target, {k: v.to(torch.bfloat16) for k, v in state["ema"].items()}, config)
+    return config
+
+
+def run(args) -> int:
+    from ...device import pick_device
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = pick_device(args.device)
+    if args.export:
+        config = export_denoiser(args.run_dir, args.export, args.autoencoder)
+        print(f"wrote {args.export} (step {config['step']})")
+        return 0
+    args.run_dir.mkdir(parents=True, exist_ok=True)
+    train, held_out = load_labelled_images()
+    eval_pixels, eval_classes = random_labelled_crops(held_out, np.random.default_rng(7), 16, args.crop)
+    trainer = DenoiserTrainer(args, device)
+    state = load_checkpoint(args.run_dir)
+    if state is not None:
+        trainer.load(state)
+        print(f"resumed at step {trainer.step}", flush=True)
+    stop = {"requested": False}
+
+    def request_stop(signum, frame):
+        stop["requested"] = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    started = last_checkpoint = mark = time.time()
+
+    def checkpoint() -> None:
+        nonlocal mark
+        trainer.elapsed += time.time() - mark
+        mark = time.time()
+        save_checkpoint(args.run_dir, trainer.state())
+        scores = trainer.held_out_losses(eval_pixels, eval_classes)
+        with open(args.run_dir / "eval.jsonl", "a") as handle:
+            handle.write(json.dumps({"step": trainer.step, "hours": trainer.elapsed / 3600, **scores}) + "\n")
+        print(f"step {trainer.step}: held-out {scores}", flush=True)
+
+    sums: dict[str, float] = {}
+    last_log = time.time()
+    while trainer.step < args.steps and not stop["requested"]:
+        if args.minutes and time.time() - started > args.minutes * 60:
+            break
+        pixels, classes = random_labelled_crops(train, trainer.rng, args.batch, args.crop)
+        for key, value in trainer.train_step(pixels, classes).items():
+            sums[key] = sums.get(key, 0.0) + value
+        if trainer.step % args.log_every == 0:
+            seconds = (time.time() - last_log) / args.log_every
+            last_log = time.time()
+            row = {"step": trainer.step, "s_per_step": round(seconds, 3)}
+            row.update({k: round(v / args.log_every, 5) for k, v in sums.items()})
+            with open(args.run_dir / "log.jsonl", "a") as handle:
+                handle.write(json.dumps(row) + "\n")
+            sums = {}
+        if time.time() - last_checkpoint > args.checkpoint_minutes * 60:
+            checkpoint()
+            last_checkpoint = time.time()
+    checkpoint()
+    if stop["requested"]:
+        print("stopped: checkpoint saved; the same command resumes")
+    return 0
