@@ -330,9 +330,9 @@ def run(args) -> int:
         codec, provenance = export_autoencoder(args.run_dir, args.export, device)
         print(f"wrote {args.export} (step {provenance['step']})")
         if args.card:
-            from .autoencoder_card import write_card
+            from .cards import write_autoencoder_card
 
-            write_card(args, codec, provenance, device)
+            write_autoencoder_card(args, codec, provenance, device)
         return 0
     train, held_out = load_training_images()
     eval_crops = evaluation_crops(held_out)
