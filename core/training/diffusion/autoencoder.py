@@ -188,14 +188,14 @@ def reconstruct(codec: LatentCodec, pixels: np.ndarray, device, batch: int = 4) 
 
 
 def latent_statistics(
-    codec: LatentCodec, images: list[TrainingImage], device, seed: int = 0
+    codec: LatentCodec, images: list[TrainingImage], device, crop: int, seed: int = 0
 ) -> tuple[float, float]:
     """Mean and 1/std of the raw posterior means over 64 training crops: the latent normalisation to store."""
     rng = np.random.default_rng(seed)
     values = []
     with torch.inference_mode():
         for _ in range(16):
-            pixels = to_signed(random_crops(images, rng, 4, EVAL_CROP), device)
+            pixels = to_signed(random_crops(images, rng, 4, crop), device)
             values.append(codec.vae.encode(pixels).latent_dist.mode().flatten())
     values = torch.cat(values)
     return float(values.mean()), float(1.0 / values.std())
@@ -309,6 +309,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--log-every", type=int, default=20)
     parser.add_argument(
+        "--eval-crops", type=int, default=EVAL_CROPS, help="held-out 256² crops scored per checkpoint"
+    )
+    parser.add_argument(
         "--export", type=Path, help="write the run's autoencoder to this .safetensors and exit"
     )
     parser.add_argument("--card", action="store_true", help="with --export: PSNR/SSIM, grid and model card")
@@ -327,7 +330,7 @@ def run(args) -> int:
     device = pick_device(args.device)
     args.run_dir.mkdir(parents=True, exist_ok=True)
     if args.export:
-        codec, provenance = export_autoencoder(args.run_dir, args.export, device)
+        codec, provenance = export_autoencoder(args.run_dir, args.export, device, args.crop)
         print(f"wrote {args.export} (step {provenance['step']})")
         if args.card:
             from .cards import write_autoencoder_card
@@ -335,7 +338,7 @@ def run(args) -> int:
             write_autoencoder_card(args, codec, provenance, device)
         return 0
     train, held_out = load_training_images()
-    eval_crops = evaluation_crops(held_out)
+    eval_crops = evaluation_crops(held_out, count=args.eval_crops)
     trainer = Trainer(args, device)
     state = load_checkpoint(args.run_dir)
     if state is not None:
@@ -387,7 +390,7 @@ def run(args) -> int:
     return 0
 
 
-def export_autoencoder(run_dir: Path, target: Path, device) -> tuple[LatentCodec, dict]:
+def export_autoencoder(run_dir: Path, target: Path, device, crop: int) -> tuple[LatentCodec, dict]:
     """The run's autoencoder with the latent normalisation measured on training crops."""
     state = load_checkpoint(run_dir)
     if state is None:
@@ -397,7 +400,7 @@ def export_autoencoder(run_dir: Path, target: Path, device) -> tuple[LatentCodec
     vae.eval()
     train, _ = load_training_images()
     base = AUTOENCODER_PRESETS[state["preset"]]
-    shift, scale = latent_statistics(LatentCodec(vae, base), train, device)
+    shift, scale = latent_statistics(LatentCodec(vae, base), train, device, crop)
     from dataclasses import replace
 
     codec = LatentCodec(vae, replace(base, scaling_factor=scale, shift_factor=shift))

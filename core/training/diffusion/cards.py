@@ -93,3 +93,113 @@ python -m core train-autoencoder --run-dir runs/vae --export {target} --card
 ```
 """
     write_text_atomic(target.with_suffix(".md"), text)
+
+
+# OpenEarthMap's colours where it has them; unlabeled black
+CLASS_COLOURS = np.array(
+    [
+        [0, 0, 0],
+        [128, 0, 0],
+        [0, 255, 36],
+        [148, 148, 148],
+        [255, 255, 255],
+        [34, 97, 38],
+        [0, 69, 255],
+        [75, 181, 73],
+        [222, 31, 7],
+    ],
+    np.uint8,
+)
+
+
+def edited_classes(classes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A change event for the grid: the largest building becomes unlabeled ground, or (no building) the largest
+    region of another class becomes building."""
+    import cv2
+
+    from ...data.label_spaces import BUILDING, UNLABELED
+
+    after = classes.copy()
+    source, target = (
+        (BUILDING, UNLABELED)
+        if (classes == BUILDING).any()
+        else (int(np.bincount(classes.ravel()).argmax()), BUILDING)
+    )
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(
+        (classes == source).astype(np.uint8), connectivity=8
+    )
+    if count > 1:
+        largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+        region = labels == largest
+        if target == BUILDING:  # a building-sized block inside the region, not the whole region
+            rows, cols = np.nonzero(region)
+            r, c = rows[len(rows) // 2], cols[len(cols) // 2]
+            block = np.zeros_like(region)
+            block[max(r - 20, 0) : r + 20, max(c - 28, 0) : c + 28] = True
+            region &= block
+        after[region] = target
+    return after
+
+
+def write_denoiser_card(args, config: dict, device) -> None:
+    from ...synthesis.diffusion.change_sampler import load_latent_diffusion, synthesize_change
+    from .denoiser import load_labelled_images, random_labelled_crops
+
+    target = Path(args.export)
+    generator = load_latent_diffusion(target, args.autoencoder, device)
+    _, held_out = load_labelled_images()
+    pixels, classes = random_labelled_crops(held_out, np.random.default_rng(11), 6, 256)
+    rows = []
+    rng = np.random.default_rng(0)
+    for index in range(len(pixels)):
+        after = edited_classes(classes[index], rng)
+        post = synthesize_change(generator, pixels[index], after, after != classes[index], seed=index)
+        rows.append([pixels[index], CLASS_COLOURS[classes[index]], CLASS_COLOURS[after], post])
+    grid_path = target.with_name(f"{target.stem}_samples.png")
+    save_grid(grid_path, rows)
+    evals = curve(args.run_dir / "eval.jsonl")
+    logs = curve(args.run_dir / "log.jsonl")
+    history = "\n".join(
+        f"| {row['step']} | {row['hours']:.2f} | "
+        + " | ".join(f"{row[key]:.3f}" for key in row if key.startswith("mse_t"))
+        + " |"
+        for row in evals[:: max(1, len(evals) // 12)]
+    )
+    speed = np.median([row["s_per_step"] for row in logs if "s_per_step" in row]) if logs else float("nan")
+    rsdit = config["rsdit"]
+    text = f"""# {target.stem}: Changen2's RS-DiT, trained here on one CPU thread
+
+RS-DiT (`core/synthesis/diffusion/rsdit.py`, the official module layout), preset `cpu`: depth {rsdit['depth']},
+hidden {rsdit['hidden_size']}, {rsdit['num_heads']} heads, patch {rsdit['patch_size']}, window 8×8 tokens in three of
+four blocks; condition: one-hot of the {len(config['classes'])} project classes ({', '.join(config['classes'])}),
+see `core/data/label_spaces.py`. Latent space: `{config['autoencoder']}` (digest {config['autoencoder_digest']}).
+EMA weights (decay {args.ema}) stored in bf16.
+
+## Data
+Building tiles (xBD Harvey, Joplin, Guatemala, IdaBD, CrowdAI: {{building, unlabeled}}) and land-cover maps (Dubai
+MBRSC, LoveDA, Potsdam, mapped onto the project classes), one image in ten held out; 128² crops (16² latents)
+with 0.5–1× scale jitter and the eight dihedral transforms; sources drawn evenly. {LICENCE}
+
+## Training
+iDDPM objective with learned-range variance (MSE on ε + the variational bound, 1000 linear-β steps, as DiT),
+AdamW 2e-4, batch 8, gradient clip 1, bf16 autocast. Step {config['step']}, {config['hours']:.2f} h at a median
+{speed:.2f} s per step (one thread, sharing the machine). The paper trains at 256² on GPUs for
+hundreds of thousands of steps: this is a very early checkpoint. Sampled at any size (windows of up to 512²
+around the change) with 20 DDIM steps and latent mixing (`core/synthesis/diffusion/change_sampler.py`).
+
+Held-out ε-MSE of the EMA model at fixed timesteps (fixed noise; 1.0 = predicting nothing):
+
+| step | hours | t=50 | t=250 | t=500 | t=750 |
+|---|---|---|---|---|---|
+{history}
+
+Grid (`{grid_path.name}`), one held-out crop a row: t1, S_t, S_t+1, t2 (latent mixing, the input kept outside
+the change).
+
+## Reproduce, continue, export
+```bash
+nohup nice -n 10 python -m core train-denoiser --run-dir runs/rsdit --autoencoder runs/vae_latent_space.safetensors --crop 128 --batch 8 --threads 1 &   # resumes
+python -m core train-denoiser --run-dir runs/rsdit --autoencoder resources/models/{config['autoencoder']}.safetensors --export {target} --card
+```
+"""
+    write_text_atomic(target.with_suffix(".md"), text)

@@ -233,6 +233,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--export", type=Path, help="write the run's EMA denoiser to this .safetensors and exit"
     )
+    parser.add_argument("--card", action="store_true", help="with --export: sample grid and model card")
 
 
 def checkpoint_path(run_dir: Path) -> Path:
@@ -278,6 +279,10 @@ def run(args) -> int:
     if args.export:
         config = export_denoiser(args.run_dir, args.export, args.autoencoder)
         print(f"wrote {args.export} (step {config['step']})")
+        if args.card:
+            from .cards import write_denoiser_card
+
+            write_denoiser_card(args, config, device)
         return 0
     args.run_dir.mkdir(parents=True, exist_ok=True)
     train, held_out = load_labelled_images()
