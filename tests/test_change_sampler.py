@@ -148,3 +148,15 @@ def test_shipped_form_round_trips_and_refuses_another_latent_space(tmp_path):
         load_latent_diffusion(tmp_path / "dit.safetensors", tmp_path / "other.safetensors")
     with pytest.raises(InputError, match="VAE"):
         load_latent_diffusion(tmp_path / "official.pt")
+
+
+def test_regenerate_redraws_the_whole_image_in_tiles():
+    from core.synthesis.diffusion.change_sampler import synthesize_building_edit, whole_image_windows
+
+    assert whole_image_windows((100, 40), 64) == [(0, 0, 64, 48), (64, 0, 48, 48)]
+    generator = _generator()
+    image, _, change = _scene()
+    semantic = change.astype(np.uint8)
+    kept = synthesize_building_edit(generator, image, semantic, change, seed=0, unchanged="keep")
+    redrawn = synthesize_building_edit(generator, image, semantic, change, seed=0, unchanged="regenerate")
+    assert (kept[:8, :8] == image[:8, :8]).all() and not (redrawn[:8, :8] == image[:8, :8]).all()

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ...data.label_spaces import BUILDING, PROJECT_CLASSES
+from ...data.label_spaces import BUILDING, PROJECT_CLASSES, UNLABELED
 from ...errors import Canceled, InputError
 from .autoencoder import LatentCodec, load_autoencoder
 from .process import make_sampler
@@ -132,6 +132,17 @@ def change_windows(change: np.ndarray, context: int, max_window: int) -> list[tu
     return windows
 
 
+def whole_image_windows(shape: tuple[int, int], max_window: int) -> list[tuple[int, int, int, int]]:
+    """Tiles of at most `max_window` covering the whole image (for outputs that redraw everything)."""
+    height, width = shape
+    tile = _round_up(min(max_window, max(height, width)))
+    return [
+        (top, left, min(tile, _round_up(height - top)), min(tile, _round_up(width - left)))
+        for top in range(0, height, tile)
+        for left in range(0, width, tile)
+    ]
+
+
 def _round_up(value: int) -> int:
     return -(-value // PIXEL_MULTIPLE) * PIXEL_MULTIPLE
 
@@ -211,7 +222,9 @@ def synthesize_change(
     is_canceled: Callable[[], bool] | None = None,
 ) -> np.ndarray:
     """The post-event image for `image` (H, W, 3) uint8 whose class map becomes `classes_after` (H, W) project
-    ids inside `change` (H, W) bool. Same seed → same output; only windows around the change are sampled."""
+    ids inside `change` (H, W) bool. Same seed → same output. `keep_outside`: only windows around the change are
+    sampled and the input's pixels kept outside it; otherwise the whole image is redrawn (tiles of `max_window`),
+    the unchanged area by latent mixing (and `variation`)."""
     if image.ndim != 3 or image.shape[2] != 3:
         raise InputError(f"latent diffusion synthesis needs an RGB image (H, W, 3); got shape {image.shape}.")
     if classes_after.shape != image.shape[:2] or change.shape != image.shape[:2]:
@@ -222,7 +235,11 @@ def synthesize_change(
     change = change.astype(bool)
     if not change.any():
         return out
-    windows = change_windows(change, context, max_window)
+    windows = (
+        whole_image_windows(change.shape, max_window)
+        if not keep_outside
+        else change_windows(change, context, max_window)
+    )
     total, done = len(windows) * generator.steps, 0
 
     def on_step():
@@ -251,6 +268,36 @@ def synthesize_change(
         else:
             out[region] = drawn
     return out
+
+
+REGENERATE_VARIATION = 0.25  # the unchanged area's freedom in whole-image outputs (training pairs)
+
+
+def synthesize_building_edit(
+    generator: LatentDiffusionGenerator,
+    image: np.ndarray,
+    semantic_after: np.ndarray,
+    change: np.ndarray,
+    seed: int,
+    unchanged: str = "keep",
+    is_canceled: Callable[[], bool] | None = None,
+    progress: Callable[[float], None] | None = None,
+) -> np.ndarray:
+    """A building event (0/1 semantic map after it) the way `synthesize` asks: "keep" edits the input in place,
+    "regenerate" redraws the whole image (ChangeAnywhere's varied unchanged area)."""
+    classes = np.where(semantic_after > 0, BUILDING, UNLABELED).astype(np.uint8)
+    keep = unchanged == "keep"
+    return synthesize_change(
+        generator,
+        image,
+        classes,
+        change,
+        seed,
+        variation=0.0 if keep else REGENERATE_VARIATION,
+        keep_outside=keep,
+        progress=progress,
+        is_canceled=is_canceled,
+    )
 
 
 def _padded(array: np.ndarray, height: int, width: int) -> np.ndarray:
