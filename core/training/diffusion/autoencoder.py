@@ -31,6 +31,7 @@ from ...synthesis.diffusion.autoencoder import (
     AUTOENCODER_PRESETS,
     LatentCodec,
     build_autoencoder,
+    load_autoencoder,
     save_autoencoder,
 )
 
@@ -315,6 +316,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--export", type=Path, help="write the run's autoencoder to this .safetensors and exit"
     )
     parser.add_argument("--card", action="store_true", help="with --export: PSNR/SSIM, grid and model card")
+    parser.add_argument(
+        "--latent-space",
+        type=Path,
+        help="with --export: reuse the latent normalisation of this earlier export (same frozen encoder)",
+    )
 
 
 def evaluate(codec: LatentCodec, crops: np.ndarray, device) -> dict[str, float]:
@@ -330,7 +336,9 @@ def run(args) -> int:
     device = pick_device(args.device)
     args.run_dir.mkdir(parents=True, exist_ok=True)
     if args.export:
-        codec, provenance = export_autoencoder(args.run_dir, args.export, device, args.crop)
+        codec, provenance = export_autoencoder(
+            args.run_dir, args.export, device, args.crop, args.latent_space
+        )
         print(f"wrote {args.export} (step {provenance['step']})")
         if args.card:
             from .cards import write_autoencoder_card
@@ -390,7 +398,9 @@ def run(args) -> int:
     return 0
 
 
-def export_autoencoder(run_dir: Path, target: Path, device, crop: int) -> tuple[LatentCodec, dict]:
+def export_autoencoder(
+    run_dir: Path, target: Path, device, crop: int, latent_space: Path | None = None
+) -> tuple[LatentCodec, dict]:
     """The run's autoencoder with the latent normalisation measured on training crops."""
     state = load_checkpoint(run_dir)
     if state is None:
@@ -398,12 +408,25 @@ def export_autoencoder(run_dir: Path, target: Path, device, crop: int) -> tuple[
     vae = build_autoencoder(state["preset"]).to(device)
     vae.load_state_dict(state["vae"])
     vae.eval()
-    train, _ = load_training_images()
     base = AUTOENCODER_PRESETS[state["preset"]]
-    shift, scale = latent_statistics(LatentCodec(vae, base), train, device, crop)
     from dataclasses import replace
 
-    codec = LatentCodec(vae, replace(base, scaling_factor=scale, shift_factor=shift))
+    if (
+        latent_space is not None
+    ):  # a decoder fine-tuned after the encoder froze: keep that space's normalisation
+        reference = load_autoencoder(latent_space, device)
+        config = reference.config
+        codec = LatentCodec(
+            vae, replace(base, scaling_factor=config.scaling_factor, shift_factor=config.shift_factor)
+        )
+        if codec.latent_space_digest() != reference.latent_space_digest():
+            raise InputError(
+                f"The run's encoder differs from the one of {latent_space}: it was not frozen since that export."
+            )
+    else:
+        train, _ = load_training_images()
+        shift, scale = latent_statistics(LatentCodec(vae, base), train, device, crop)
+        codec = LatentCodec(vae, replace(base, scaling_factor=scale, shift_factor=shift))
     provenance = {"step": int(state["step"]), "hours": round(float(state["elapsed"]) / 3600, 3)}
     save_autoencoder(target, codec, provenance)
     return codec, provenance
