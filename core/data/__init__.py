@@ -1,0 +1,1 @@
+"""Training and evaluation data: building tiles, pair folders, augmentation and pair recipes."""

@@ -1,0 +1,1 @@
+"""Trainers (command line only; left out of the plugin zip)."""
