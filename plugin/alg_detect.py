@@ -127,7 +127,7 @@ class DetectChanges(ChangenAlgorithm):
         self.addOutput(QgsProcessingOutputNumber("THRESHOLD_USED", "Threshold used"))
 
     def run_algorithm(self, parameters, context, feedback):
-        from ..core.detect import detect_change
+        from ..core.detection.inference import detect_change
         from .layers import raster_path
 
         t1 = raster_path(self.parameterAsRasterLayer(parameters, "T1", context))

@@ -112,8 +112,9 @@ class GenerateSyntheticDataset(ChangenAlgorithm):
         self.addOutput(QgsProcessingOutputNumber("SKIPPED", "Pairs already present (skipped)"))
 
     def run_algorithm(self, parameters, context, feedback):
-        from ..core.dataset import Settings, find_sources, generate
-        from ..core.synthesize import DEFAULT_GENERATOR
+        from ..core.data.dataset import find_sources, generate
+        from ..core.data.recipes import Settings
+        from ..core.synthesis.synthesize import DEFAULT_GENERATOR
 
         method = METHODS[self.parameterAsEnum(parameters, "METHOD", context)][0]
         settings = Settings(
@@ -132,8 +133,8 @@ class GenerateSyntheticDataset(ChangenAlgorithm):
         sources = find_sources([self.parameterAsFile(parameters, "SOURCE", context)])
         generator, device = None, "cpu"
         if method == "changen":
-            from ..core.changen_gan import load_generator
             from ..core.device import describe_device, pick_device
+            from ..core.synthesis.changen_gan import load_generator
 
             device = pick_device(self.device(parameters, context))
             model = self.parameterAsString(parameters, "MODEL", context).strip() or DEFAULT_GENERATOR

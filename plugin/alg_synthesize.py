@@ -44,7 +44,7 @@ def removal_amount(value: float) -> int | float:
 
 def load_buildings(layer, image_layer, grid, feedback):
     """core's building state on the image grid, from a polygon layer (any CRS) or a building mask raster."""
-    from ..core.instances import load_state, polygons_to_state
+    from ..core.io.labels import load_state, polygons_to_state
     from .layers import buildings_frame, raster_path, reprojection_note
 
     if isinstance(layer, QgsVectorLayer):
@@ -155,9 +155,9 @@ class SynthesizeChangePair(ChangenAlgorithm):
     def run_algorithm(self, parameters, context, feedback):
         import numpy as np
 
-        from ..core.events import simulate_series
-        from ..core.raster_io import raster_grid, read_raster
-        from ..core.synthesize import synthesize, write_result
+        from ..core.events.series import simulate_series
+        from ..core.io.rasters import raster_grid, read_raster
+        from ..core.synthesis.synthesize import synthesize, write_result
         from .layers import raster_path
 
         image_layer = self.parameterAsRasterLayer(parameters, "INPUT", context)

@@ -1,5 +1,5 @@
-"""Every Processing algorithm the provider offers, and what they share: the base class that turns core's
-errors into Processing errors and `feedback` into core's `progress`/`is_canceled` callbacks."""
+"""What the Processing algorithms share: the base class that turns core's errors into Processing errors and
+`feedback` into core's `progress`/`is_canceled` callbacks (the provider owns the list of algorithms)."""
 
 from qgis.core import (
     QgsProcessingAlgorithm,
@@ -70,11 +70,3 @@ def progress_callbacks(feedback, start: float = 0.0, end: float = 100.0):
         feedback.setProgress(start + (end - start) * min(max(percent, 0.0), 100.0) / 100.0)
 
     return progress, feedback.isCanceled
-
-
-def all_algorithms():
-    from .alg_detect import DetectChanges
-    from .alg_generate_dataset import GenerateSyntheticDataset
-    from .alg_synthesize import SynthesizeChangePair
-
-    return [SynthesizeChangePair(), GenerateSyntheticDataset(), DetectChanges()]

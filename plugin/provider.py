@@ -22,7 +22,9 @@ class ChangenProvider(QgsProcessingProvider):
         return QIcon(os.path.join(PLUGIN_DIR, "resources", "icons", "changen.png"))
 
     def loadAlgorithms(self):  # noqa: N802 (QGIS's name)
-        from .algorithms import all_algorithms
+        from .alg_detect import DetectChanges
+        from .alg_generate_dataset import GenerateSyntheticDataset
+        from .alg_synthesize import SynthesizeChangePair
 
-        for algorithm in all_algorithms():
+        for algorithm in (SynthesizeChangePair(), GenerateSyntheticDataset(), DetectChanges()):
             self.addAlgorithm(algorithm)

@@ -20,7 +20,7 @@ from qgis.core import Qgis, QgsApplication, QgsMessageLog, QgsTask
 from qgis.PyQt import sip
 
 from ..core.errors import Canceled, InputError
-from ..core.vectors import areas_m2, write_gpkg
+from ..core.io.vectors import areas_m2, write_gpkg
 
 LOG_TAG = "Changen"
 
@@ -180,9 +180,11 @@ def simulate_edits(request: SynthesisRequest) -> SimulatedEdits:
     drawn as edits); later steps are random."""
     import numpy as np
 
-    from ..core.events import Creation, Series, simulate_step
-    from ..core.instances import polygons_to_state
-    from ..core.raster_io import read_raster
+    from ..core.events.placement import Creation
+    from ..core.events.series import Series
+    from ..core.events.step import simulate_step
+    from ..core.io.labels import polygons_to_state
+    from ..core.io.rasters import read_raster
 
     image = read_raster(request.image_path, bands=_image_bands(request.image_path), window=request.window)
     located = polygons_to_state(request.buildings, image.grid, id_field="fid")
@@ -280,9 +282,9 @@ def random_edits(request: SynthesisRequest):
     returned as feature ids to remove and (source fid, centre (row, col), angle, scale) copies."""
     import numpy as np
 
-    from ..core.events import simulate_step
-    from ..core.instances import polygons_to_state
-    from ..core.raster_io import raster_grid
+    from ..core.events.step import simulate_step
+    from ..core.io.labels import polygons_to_state
+    from ..core.io.rasters import raster_grid
 
     grid = raster_grid(request.image_path).window_grid(request.window)
     located = polygons_to_state(request.buildings, grid, id_field="fid")
@@ -311,8 +313,8 @@ def _generator(request: SynthesisRequest, device):
 
 def cached_generator(model: str, device):
     """The Changen generator, loaded once per (model, device) and kept: loading dominates a small preview."""
-    from ..core.changen_gan import load_generator
-    from ..core.synthesize import DEFAULT_GENERATOR
+    from ..core.synthesis.changen_gan import load_generator
+    from ..core.synthesis.synthesize import DEFAULT_GENERATOR
 
     name = model or DEFAULT_GENERATOR
     with _GENERATOR_LOCK:
@@ -330,7 +332,7 @@ def cached_generator(model: str, device):
 
 def generator_is_cached(model: str, device_choice: str) -> bool:
     from ..core.device import pick_device
-    from ..core.synthesize import DEFAULT_GENERATOR
+    from ..core.synthesis.synthesize import DEFAULT_GENERATOR
 
     try:
         device = pick_device(device_choice)
@@ -357,7 +359,7 @@ def _run_synthesis(request: SynthesisRequest, progress, is_canceled):
     import numpy as np
 
     from ..core.device import pick_device
-    from ..core.synthesize import synthesize
+    from ..core.synthesis.synthesize import synthesize
 
     edits = simulate_edits(request)
     progress(10.0)
@@ -400,7 +402,7 @@ def preview_job(request: SynthesisRequest) -> Callable:
     """A job writing the last synthesized image of the window into a fresh temporary folder."""
 
     def job(progress, is_canceled) -> PreviewResult:
-        from ..core.raster_io import write_geotiff
+        from ..core.io.rasters import write_geotiff
 
         started = time.perf_counter()
         folder = tempfile.mkdtemp(prefix="changen-preview-")
@@ -449,7 +451,7 @@ def export_job(request: SynthesisRequest, parent: str, source_name: str) -> Call
     events.json. A canceled or failed export leaves nothing behind."""
 
     def job(progress, is_canceled) -> ExportResult:
-        from ..core.synthesize import write_result
+        from ..core.synthesis.synthesize import write_result
 
         if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
             raise InputError(f"Cannot write into '{parent}': choose an existing folder you can write to.")
@@ -526,8 +528,8 @@ def detect_job(request: DetectRequest) -> Callable:
     go into a fresh temporary folder that is removed on cancel or failure."""
 
     def job(progress, is_canceled) -> DetectResult:
-        from ..core.detect import detect_change
-        from ..core.raster_io import read_raster, write_geotiff
+        from ..core.detection.inference import detect_change
+        from ..core.io.rasters import read_raster, write_geotiff
 
         folder = tempfile.mkdtemp(prefix="changen-detect-")
         try:

@@ -17,6 +17,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 PLUGIN_NAME = "changen"
 TOP_LEVEL_FILES = ("metadata.txt", "__init__.py", "LICENSE", "README.md")
 TOP_LEVEL_DIRS = ("plugin", "ui", "core", "resources")
+EXCLUDED_DIRS = ("core/training",)  # command-line trainers: not part of the installed plugin
 SKIPPED_DIRS = {"__pycache__", ".pytest_cache", ".ruff_cache"}
 SKIPPED_SUFFIXES = {".pyc", ".pyo", ".tmp", ".log"}
 FIXED_TIMESTAMP = (2020, 1, 1, 0, 0, 0)
@@ -37,7 +38,13 @@ def runtime_files(root: Path) -> list[Path]:
         files.append(Path(name))
     for top in TOP_LEVEL_DIRS:
         for folder, subfolders, names in os.walk(root / top):
-            subfolders[:] = sorted(d for d in subfolders if d not in SKIPPED_DIRS and not d.startswith("."))
+            subfolders[:] = sorted(
+                d
+                for d in subfolders
+                if d not in SKIPPED_DIRS
+                and not d.startswith(".")
+                and Path(folder, d).relative_to(root).as_posix() not in EXCLUDED_DIRS
+            )
             for name in names:
                 path = Path(folder, name)
                 if name.startswith(".") or path.suffix in SKIPPED_SUFFIXES:

@@ -20,10 +20,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from core.atomic import write_text_atomic  # noqa: E402
-from core.changestar import build_changestar  # noqa: E402
-from core.evaluate import evaluate_pairs  # noqa: E402
+from core.detection.changestar import build_changestar  # noqa: E402
+from core.detection.evaluate import ZERO_SHOT_SETS, evaluate_pairs  # noqa: E402
 from core.paths import shared_data_dir  # noqa: E402
-from core.train_detector import ZERO_SHOT_SETS  # noqa: E402
 from core.weights import save_weights  # noqa: E402
 
 METHODS = ("changen", "mixed", "copy-paste", "inpainting")

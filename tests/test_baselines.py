@@ -3,8 +3,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.baselines import copy_paste, feather, inpaint, removal_holes
-from core.events import Creation, LabelState, simulate_step
+from core.events.placement import Creation
+from core.events.state import LabelState
+from core.events.step import simulate_step
+from core.synthesis.compositing import feather
+from core.synthesis.copy_paste import copy_paste
+from core.synthesis.inpaint import inpaint, removal_holes
 
 
 @pytest.fixture(scope="module")

@@ -3,14 +3,14 @@
 import pytest
 import torch
 
-from core.changen_gan import (
+from core.errors import InputError
+from core.synthesis.changen_gan import (
     MaskedTransitionLayer,
     OasisDiscriminator,
     build_generator,
     count_parameters,
     load_generator,
 )
-from core.errors import InputError
 from core.weights import save_weights
 
 

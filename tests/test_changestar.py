@@ -6,7 +6,8 @@ import pytest
 import torch
 from state_dict_manifest import read_manifest
 
-from core.changestar import EfficientNetLiteTrunk, build_changestar, load_detector
+from core.detection.changestar import EfficientNetLiteTrunk, build_changestar
+from core.detection.loading import load_detector
 from core.errors import InputError
 from core.weights import save_weights
 

@@ -11,9 +11,9 @@ from affine import Affine
 from rasterio.crs import CRS
 from state_dict_manifest import read_manifest
 
-from core.changestar import load_detector
-from core.changestar_sam import ChangeStarSAM
-from core.detect import detect_change, predict_array
+from core.detection.changestar_sam import ChangeStarSAM
+from core.detection.inference import detect_change, predict_array
+from core.detection.loading import load_detector
 from core.errors import InputError
 
 MANIFEST = Path(__file__).parent / "data" / "changestar_1x256_vitb_state_dict.txt"

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from core.classical import cva_otsu, difference_magnitude, otsu_threshold, pca_kmeans
+from core.data.labelled_pairs import labelled_pairs
+from core.detection.classical import cva_otsu, difference_magnitude, otsu_threshold, pca_kmeans
 from core.errors import InputError
-from core.evaluate import labelled_pairs
 
 
 def _pair_with_square(seed: int = 0):

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import rasterio
 
-from core.demo import DEMO_STEPS, JOPLIN_PRE, detect_step, evaluate_step, synthesize_step
+from core.cli.demo import DEMO_STEPS, JOPLIN_PRE, detect_step, evaluate_step, synthesize_step
 
 
 def _grid(path):

@@ -11,7 +11,7 @@ ARTIFACTS = REPO_ROOT / "artifacts" / "desktop_workflow"
 
 @pytest.mark.qgis_desktop
 def test_desktop_workflow_on_real_data(tmp_path, shared_data):
-    from changen.core.changestar import build_changestar
+    from changen.core.detection.changestar import build_changestar
     from changen.core.paths import MODELS_DIR
     from changen.core.weights import save_weights
 

@@ -9,8 +9,10 @@ from affine import Affine
 from rasterio.crs import CRS
 from rasterio.warp import calculate_default_transform, reproject
 
-from core.changestar import ChangeStar, ChangeStarConfig, ChangeStarOutput, LoadedDetector, build_changestar
-from core.detect import MASK_NODATA, detect_change, predict_array, write_change_polygons
+from core.detection.blocks import ChangeStarOutput
+from core.detection.changestar import ChangeStar, ChangeStarConfig, build_changestar
+from core.detection.inference import MASK_NODATA, detect_change, predict_array, write_change_polygons
+from core.detection.loading import LoadedDetector
 from core.errors import Canceled, InputError
 
 UTM = CRS.from_epsg(32615)

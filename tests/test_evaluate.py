@@ -7,9 +7,11 @@ import pytest
 from PIL import Image
 
 from core.__main__ import main
-from core.changestar import build_changestar
+from core.data.labelled_pairs import labelled_pairs
+from core.detection.changestar import build_changestar
+from core.detection.evaluate import evaluate_pairs, format_table
+from core.detection.metrics import Scores
 from core.errors import InputError
-from core.evaluate import Scores, evaluate_pairs, format_table, labelled_pairs
 from core.weights import save_weights
 
 

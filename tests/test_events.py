@@ -10,18 +10,11 @@ from hypothesis import strategies as st
 from scipy import ndimage
 
 from core.errors import InputError
-from core.events import (
-    OEM_CLASSES,
-    Creation,
-    LabelState,
-    TransitionTable,
-    default_oem_transitions,
-    iterate_series,
-    simulate_series,
-    simulate_step,
-    simulate_unlabeled_series,
-    transform_shape,
-)
+from core.events.placement import Creation, transform_shape
+from core.events.series import iterate_series, simulate_series, simulate_unlabeled_series
+from core.events.state import LabelState
+from core.events.step import simulate_step
+from core.events.transitions import OEM_CLASSES, TransitionTable, default_oem_transitions
 
 PROPERTY = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

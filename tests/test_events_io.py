@@ -14,15 +14,15 @@ from shapely.geometry import box
 
 from core.__main__ import main
 from core.errors import InputError
-from core.events import LabelState
-from core.instances import (
+from core.events.state import LabelState
+from core.io.labels import (
     instances_to_polygons,
     load_state,
     polygons_to_state,
     state_from_instances,
     state_from_labels,
 )
-from core.raster_io import RasterGrid, read_mask
+from core.io.rasters import RasterGrid, read_mask
 
 UTM_16N = rasterio.crs.CRS.from_epsg(32616).to_wkt()
 HARVEY_MASKS = "buildings/xbd_harvey/masks"
@@ -120,7 +120,7 @@ def test_real_mask_instances_match_connected_components(shared_data):
 
 def test_real_polygons_rasterise_onto_the_real_image_grid(shared_data):
     folder = shared_data / "buildings" / "spacenet_atlanta"
-    from core.raster_io import raster_grid
+    from core.io.rasters import raster_grid
 
     grid = raster_grid(folder / "sample_geotiff.tif")
     state, out_grid, feature_ids = load_state(folder / "geotiff_labels.geojson", grid=grid)
@@ -198,7 +198,7 @@ def test_cli_reports_bad_input(tmp_path, capsys):
 
 
 def test_demo_step_writes_the_events_series(shared_data, tmp_path):
-    from core.demo import DEMO_STEPS, events_step
+    from core.cli.demo import DEMO_STEPS, events_step
 
     assert events_step in DEMO_STEPS
     written = events_step(tmp_path)
@@ -211,8 +211,8 @@ def test_demo_step_writes_the_events_series(shared_data, tmp_path):
 
 
 def test_cli_land_cover_transitions_follow_a_table_file(tmp_path):
-    from core.events import TransitionTable
-    from core.raster_io import write_geotiff
+    from core.events.transitions import TransitionTable
+    from core.io.rasters import write_geotiff
 
     rng = np.random.default_rng(3)
     labels = np.repeat(np.repeat(rng.integers(1, 4, (8, 8)), 8, axis=0), 8, axis=1).astype(np.uint8)
@@ -238,7 +238,7 @@ def test_cli_land_cover_transitions_follow_a_table_file(tmp_path):
 
 
 def test_cli_reads_an_instance_raster(tmp_path):
-    from core.raster_io import write_geotiff
+    from core.io.rasters import write_geotiff
 
     instance = np.zeros((64, 64), np.int32)
     instance[4:20, 4:20] = 1000

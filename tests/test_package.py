@@ -37,9 +37,14 @@ def test_zip_holds_the_runtime_files_under_changen(plugin_zip):
     assert {name.split("/")[0] for name in names} == {"changen"}
     for required in ("metadata.txt", "__init__.py", "LICENSE", "README.md", metadata["icon"]):
         assert f"changen/{required}" in names
-    for package in ("plugin", "ui", "core"):
-        for source in (REPO_ROOT / package).glob("*.py"):
-            assert f"changen/{package}/{source.name}" in names
+    sources = {
+        f"changen/{path.relative_to(REPO_ROOT).as_posix()}"
+        for package in ("plugin", "ui", "core")
+        for path in (REPO_ROOT / package).rglob("*.py")
+    }
+    training = {name for name in sources if name.startswith("changen/core/training/")}
+    assert training and sources - training <= set(names)  # every sub-package ships ...
+    assert not training & set(names)  # ... except the trainers
     for weights in (REPO_ROOT / "resources" / "models").glob("*.safetensors"):
         assert f"changen/resources/models/{weights.name}" in names
     second_level = {name.split("/")[1] for name in names}

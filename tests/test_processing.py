@@ -225,7 +225,7 @@ def small_detector(tmp_path_factory) -> Path:
     thresholds, polygons), not detection quality (that is tests/test_detect.py and bench/)."""
     import torch
 
-    from core.changestar import build_changestar
+    from core.detection.changestar import build_changestar
     from core.weights import save_weights
 
     torch.manual_seed(0)
@@ -466,7 +466,7 @@ def test_synthesize_with_the_shipped_generator(provider, joplin_crop, shared_dat
     import processing
     from scipy import ndimage
 
-    from changen.core.synthesize import KEEP_DILATION, KEEP_FEATHER
+    from changen.core.synthesis.compositing import KEEP_DILATION, KEEP_FEATHER
 
     parameters = {
         "INPUT": str(joplin_crop),

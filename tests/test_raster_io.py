@@ -7,7 +7,7 @@ from PIL import Image
 from rasterio.windows import Window
 
 from core.errors import InputError
-from core.raster_io import (
+from core.io.rasters import (
     RasterGrid,
     raster_grid,
     raster_stretch_limits,

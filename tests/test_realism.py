@@ -2,9 +2,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.baselines import inpaint
-from core.events import LabelState, simulate_step
-from core.realism import (
+from core.events.state import LabelState
+from core.events.step import simulate_step
+from core.synthesis.inpaint import inpaint
+from core.synthesis.realism import (
     FeatureExtractor,
     change_fidelity,
     frechet_distance,

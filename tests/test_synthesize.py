@@ -7,19 +7,13 @@ from rasterio.windows import Window
 from scipy import ndimage
 
 from core.__main__ import main
-from core.changen_gan import build_generator
-from core.events import LabelState, simulate_series
-from core.raster_io import raster_grid, read_mask, read_raster, write_geotiff
-from core.synthesize import (
-    DEFAULT_GENERATOR,
-    KEEP_DILATION,
-    KEEP_FEATHER,
-    KEEP_REACH,
-    _tile_noise,
-    changen_synthesize,
-    keep_unchanged,
-    synthesize,
-)
+from core.events.series import simulate_series
+from core.events.state import LabelState
+from core.io.rasters import raster_grid, read_mask, read_raster, write_geotiff
+from core.synthesis.changen import _tile_noise, changen_synthesize
+from core.synthesis.changen_gan import build_generator
+from core.synthesis.compositing import KEEP_DILATION, KEEP_FEATHER, KEEP_REACH, keep_unchanged
+from core.synthesis.synthesize import DEFAULT_GENERATOR, synthesize
 from core.weights import save_weights
 
 
@@ -144,7 +138,7 @@ def test_changen_synthesize_tiles_any_size_reproducibly(shared_data):
 
 def test_synthesize_keeps_nodata_pixels_and_reports_progress(georeferenced_scene):
     image_path, footprints = georeferenced_scene
-    from core.instances import load_state
+    from core.io.labels import load_state
 
     image = read_raster(image_path)
     image.valid[:20] = False
@@ -222,7 +216,7 @@ def test_keep_with_generator_tiles_is_the_composite_of_the_stitched_generator_ou
     stitched output (tiles far from the change are skipped without effect), so tiles differ from one tile only
     by the generator's own tiling, a small fraction of what the edit changes."""
     image, before, after = harvey_edit
-    from core.changen_gan import load_generator
+    from core.synthesis.changen_gan import load_generator
 
     generator = load_generator(DEFAULT_GENERATOR, "cpu")
     change = before != after

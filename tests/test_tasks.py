@@ -166,7 +166,7 @@ def test_canceled_export_writes_nothing(joplin, tmp_path):
 def detector_path(tmp_path_factory):
     """The shipped detector when there is one, else an untrained ChangeStar saved like a shipped model: the test
     checks the plumbing (tiles, georeferencing, layers), not accuracy."""
-    from changen.core.changestar import build_changestar
+    from changen.core.detection.changestar import build_changestar
     from changen.core.paths import MODELS_DIR
     from changen.core.weights import save_weights
 
@@ -316,8 +316,8 @@ def test_a_missing_generator_tells_the_analyst_what_to_do(joplin, qgis_iface):
 
 def test_changen_preview_with_a_warmed_up_generator(shared_data, qgis_iface, dock, tmp_path):
     """The Changen method end to end in the dock (a random-init generator stands in when none is shipped)."""
-    from changen.core.changen_gan import build_generator
     from changen.core.paths import MODELS_DIR
+    from changen.core.synthesis.changen_gan import build_generator
     from changen.core.weights import save_weights
     from changen.plugin import tasks
     from changen.plugin.settings import load_settings, save_settings

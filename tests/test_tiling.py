@@ -3,7 +3,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from core.tiling import TileGrid, pad_to_multiple
+from core.io.tiling import TileGrid, pad_to_multiple
 
 
 @settings(max_examples=150, deadline=None)

@@ -13,17 +13,14 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
-from core.changestar import load_detector
-from core.train_detector import (
-    BuildingTile,
-    PairSampler,
-    find_pair_folders,
-    learning_rate,
-    load_building_tiles,
-    restyle,
-    threshold_sweep,
-    write_model_card,
-)
+from core.data.augment import restyle
+from core.data.buildings import BuildingTile, load_building_tiles
+from core.data.pairs import find_pair_folders, write_pair
+from core.detection.loading import load_detector
+from core.detection.metrics import threshold_sweep
+from core.training.detector.card import write_model_card
+from core.training.detector.model import learning_rate
+from core.training.detector.sampler import PairSampler
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -35,7 +32,7 @@ def _tiles():
         image = rng.integers(0, 255, size=(96, 96, 3), dtype=np.uint8)
         mask = np.zeros((96, 96), np.uint8)
         mask[10 + 30 * index : 40 + 30 * index, 20:60] = 1
-        tiles.append(BuildingTile(f"t{index}", image, mask))
+        tiles.append(BuildingTile(f"t{index}", "test", image, mask))
     return tiles
 
 
@@ -58,7 +55,7 @@ def _grid_tiles() -> list[BuildingTile]:
             for col in range(4 + 2 * offset % 14, 150, 14):
                 mask[row : row + 6, col : col + 6] = 1
         image = (40 + 180 * mask[..., None].repeat(3, axis=2)).astype(np.uint8)
-        tiles.append(BuildingTile(f"grid{offset}", image, mask))
+        tiles.append(BuildingTile(f"grid{offset}", "test", image, mask))
     return tiles
 
 
@@ -82,7 +79,7 @@ def test_misregistered_star_labels_follow_what_each_date_shows(monkeypatch):
     """Grids of bright 6-px roofs: the label must sit on the roofs each date shows, even after t2 moved."""
     sampler = PairSampler(_grid_tiles(), [], crop=96, star_fraction=1.0, no_change_fraction=0.0)
     aligned = _label_mismatch(sampler)
-    monkeypatch.setattr("core.train_detector.follow_t2", lambda change, mask_t1, matrix: change)
+    monkeypatch.setattr("core.training.detector.sampler.follow_t2", lambda change, mask_t1, matrix: change)
     assert aligned < 0.6 * _label_mismatch(sampler)
 
 
@@ -150,17 +147,28 @@ def test_pair_folders_from_generate_dataset_layout(tmp_path):
     for index in range(3):
         folder = tmp_path / f"{index:06d}"
         folder.mkdir()
-        for name in ("t1.png", "t2.png", "change.png"):
-            Image.fromarray(np.zeros((8, 8, 3) if name != "change.png" else (8, 8), np.uint8)).save(
-                folder / name
-            )
-    assert [folder.name for folder in find_pair_folders([tmp_path])] == ["000000", "000001", "000002"]
+        empty = np.zeros((8, 8), bool)
+        write_pair(
+            folder,
+            {
+                "t1": empty[..., None].repeat(3, 2),
+                "t2": empty[..., None].repeat(3, 2),
+                "mask_t1": empty,
+                "mask_t2": empty,
+                "change": empty,
+                "meta": {},
+            },
+        )
+    (tmp_path / "000001" / "meta.json").unlink()  # unfinished: not a pair yet
+    assert [folder.name for folder in find_pair_folders([tmp_path])] == ["000000", "000002"]
 
 
 def test_real_building_tiles_load(shared_data):
     tiles = load_building_tiles(shared_data / "buildings")
-    assert len(tiles) == 12
-    assert all(tile.image.shape[:2] == tile.mask.shape and 0 < tile.mask.mean() < 0.6 for tile in tiles)
+    sources = {path.parent.parent.name for path in (shared_data / "buildings").glob("*/masks/*.png")}
+    assert {tile.source for tile in tiles} == sources
+    assert all(tile.image.shape[:2] == tile.mask.shape and tile.mask.max() <= 1 for tile in tiles)
+    assert sum(tile.mask.any() for tile in tiles) > 0.9 * len(tiles)
 
 
 def _train(args, env_extra=None, torchrun=False):
@@ -236,7 +244,7 @@ def test_model_card_states_licence_threshold_calibration_scores_and_commands(tmp
 def test_reproduce_commands_follow_init_back_through_our_exports(tmp_path):
     import torch
 
-    from core.train_detector import reproduce_commands
+    from core.training.detector.card import reproduce_commands
     from core.weights import save_weights
 
     parent = tmp_path / "parent.safetensors"
@@ -273,9 +281,9 @@ def test_reproduce_commands_follow_init_back_through_our_exports(tmp_path):
 def test_initial_weights_from_resnet18_imagenet_or_a_whole_checkpoint(tmp_path):
     import torch
 
-    from core.changestar import build_changestar
+    from core.detection.changestar import build_changestar
     from core.errors import InputError
-    from core.train_detector import load_initial_weights
+    from core.training.detector.model import load_initial_weights
 
     source = build_changestar("resnet18")
     trunk = {f"{key}": value for key, value in source.encoder.resnet.state_dict().items()}
@@ -295,9 +303,9 @@ def test_initial_weights_from_resnet18_imagenet_or_a_whole_checkpoint(tmp_path):
 def test_initial_weights_from_a_shipped_safetensors_detector(tmp_path):
     import torch
 
-    from core.changestar import build_changestar
+    from core.detection.changestar import build_changestar
     from core.errors import InputError
-    from core.train_detector import load_initial_weights
+    from core.training.detector.model import load_initial_weights
     from core.weights import save_weights
 
     source = build_changestar("resnet18")
@@ -313,8 +321,9 @@ def test_initial_weights_from_a_shipped_safetensors_detector(tmp_path):
 def test_sample_grid_shows_real_pairs_and_the_detector_decisions(tmp_path, shared_data):
     import torch
 
-    from core.changestar import build_changestar
-    from core.train_detector import SAMPLE_CELL, SAMPLES_PER_SET, ZERO_SHOT_SETS, write_sample_grid
+    from core.detection.changestar import build_changestar
+    from core.detection.evaluate import ZERO_SHOT_SETS
+    from core.training.detector.export import SAMPLE_CELL, SAMPLES_PER_SET, write_sample_grid
     from core.weights import save_weights
 
     torch.manual_seed(0)

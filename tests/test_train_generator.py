@@ -11,24 +11,25 @@ import numpy as np
 import pytest
 import torch
 
-from core.buildings_data import (
+from core.data.buildings import (
     HOLDOUT_ROWS,
     BuildingTile,
     building_shape_bank,
+    generator_tiles,
     held_out_crops,
-    load_building_tiles,
     random_training_crop,
     simulate_change,
 )
-from core.changen_gan import load_generator
-from core.train_generator import class_balanced_ce, fidelity_metrics, lowfreq_loss
+from core.synthesis.changen_gan import load_generator
+from core.training.generator.losses import class_balanced_ce, lowfreq_loss
+from core.training.generator.samples import fidelity_metrics
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
 def tiles(shared_data):
-    return load_building_tiles(shared_data / "buildings")
+    return generator_tiles(shared_data / "buildings")
 
 
 # ---------------------------------------------------------------------------------------------------- losses

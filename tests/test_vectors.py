@@ -8,7 +8,7 @@ import shapely
 from rasterio.crs import CRS
 
 from core.errors import InputError
-from core.vectors import areas_m2, write_gpkg
+from core.io.vectors import areas_m2, write_gpkg
 
 
 def test_areas_in_square_metres_for_projected_and_geographic_crs():

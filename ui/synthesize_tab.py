@@ -673,7 +673,7 @@ def _polygons_layer(frame, crs_wkt: str, name: str) -> QgsVectorLayer:
 
 def _mask_to_layer(mask_layer: QgsRasterLayer) -> QgsVectorLayer:
     """Vectorise a building mask raster into a memory layer whose feature ids are its instance ids."""
-    from ..core.instances import instances_to_polygons, load_state
+    from ..core.io.labels import instances_to_polygons, load_state
 
     state, grid, _ = load_state(layer_io.raster_path(mask_layer))
     frame = instances_to_polygons(state.instance, grid)

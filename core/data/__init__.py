@@ -1,1 +1,1 @@
-"""Training and evaluation data: tiles, label spaces, pair folders, augmentation."""
+"""Training and evaluation data: building tiles, pair folders, augmentation and pair recipes."""

@@ -1,1 +1,1 @@
-"""Training loops (not shipped in the plugin zip)."""
+"""Trainers (command line only; left out of the plugin zip)."""

@@ -1,0 +1,1 @@
+"""`python -m core COMMAND`: one thin module per command (`add_arguments(parser)` and `run(args)`)."""

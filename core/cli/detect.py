@@ -1,0 +1,67 @@
+"""TODO docstring."""
+
+import argparse
+from pathlib import Path
+
+from ..detection.inference import DEFAULT_OVERLAP, DEFAULT_TILE, detect_change
+from ..paths import DEFAULT_DETECTOR
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("t1", type=Path, help="earlier image (GeoTIFF, PNG or JPEG)")
+    parser.add_argument("t2", type=Path, help="later image; resampled onto T1's grid when the grids differ")
+    parser.add_argument(
+        "-o", "--output", required=True, type=Path, help="change mask GeoTIFF (uint8, 1 = change)"
+    )
+    parser.add_argument(
+        "--probabilities", type=Path, help="also write change probabilities (float32 GeoTIFF)"
+    )
+    parser.add_argument("--vector", type=Path, help="also write change polygons with their area (GeoPackage)")
+    parser.add_argument("--threshold", type=float, help="decision threshold (default: the model's)")
+    parser.add_argument(
+        "--model", default=DEFAULT_DETECTOR, help="shipped model name or .safetensors/.pth path"
+    )
+    parser.add_argument(
+        "--bands", help="three 1-based bands of T1 in R,G,B order, e.g. 1,2,3 (default 1,2,3)"
+    )
+    parser.add_argument("--bands-t2", help="bands of T2 when they differ from --bands")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
+    parser.add_argument("--tile", type=int, default=DEFAULT_TILE)
+    parser.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP)
+
+
+def run(args) -> int:
+    from tqdm import tqdm
+
+    with tqdm(total=100, unit="%", bar_format="{l_bar}{bar}| {elapsed}<{remaining}") as bar:
+
+        def progress(value: float) -> None:
+            bar.update(value - bar.n)
+
+        result = detect_change(
+            args.t1,
+            args.t2,
+            args.output,
+            probability_path=args.probabilities,
+            vector_path=args.vector,
+            threshold=args.threshold,
+            model=args.model,
+            bands=args.bands,
+            bands_t2=args.bands_t2,
+            device=args.device,
+            precision=args.precision,
+            tile=args.tile,
+            overlap=args.overlap,
+            progress=progress,
+        )
+    for note in result.notes:
+        print(f"note: {note}")
+    print(
+        f"{result.change_path}: {result.changed_pixels} changed pixels ({result.changed_area:.6g} map units²) at "
+        f"threshold {result.threshold:.2f}; {result.tiles} tiles ({result.skipped_tiles} without data skipped), "
+        f"{result.device}, {result.seconds:.1f} s"
+    )
+    if result.vector_path:
+        print(f"{result.vector_path}: {result.polygons} polygons")
+    return 0

@@ -1,0 +1,1 @@
+"""Change detection: ChangeStar models, loading, tiled inference, classical references and metrics."""

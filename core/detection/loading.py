@@ -1,0 +1,65 @@
+"""TODO docstring."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..errors import InputError
+from ..paths import DEFAULT_DETECTOR
+from ..weights import load_weights
+from .changestar import ARCHITECTURE, ChangeStar, ChangeStarConfig
+
+
+@dataclass
+class LoadedDetector:
+    model: nn.Module  # ChangeStar, or core.changestar_sam.ChangeStarSAM for Changen2 1×256 checkpoints
+    config: dict
+
+    @property
+    def threshold(self) -> float:
+        return float(self.config.get("threshold", 0.5))
+
+
+def load_official_checkpoint(path: str | Path) -> tuple[dict, dict]:
+    """A released Changen ChangeStar(1×96) R-18 checkpoint (.pth): its tensors and our config for it."""
+    try:
+        checkpoint = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise InputError(
+            f"Cannot read {path} as a PyTorch checkpoint ({error}); pass a .pth state dict."
+        ) from error
+    if isinstance(checkpoint, dict):
+        checkpoint = checkpoint.get("model", checkpoint.get("state_dict", checkpoint))
+    if not isinstance(checkpoint, dict):
+        raise InputError(f"{path} holds no state dict; pass a .pth file saved from a model's state_dict().")
+    state = {key.removeprefix("module."): value for key, value in checkpoint.items()}
+    return state, {"architecture": ARCHITECTURE, "encoder": "resnet18", "threshold": 0.5}
+
+
+def load_detector(name_or_path: str = DEFAULT_DETECTOR, device: str | torch.device = "cpu") -> LoadedDetector:
+    """A shipped name (resources/models/<name>.safetensors), a .safetensors path, or an official .pth checkpoint:
+    Changen's ChangeStar(1×96) R-18 or Changen2's ChangeStar(1×256) SAM ViT; returns the model in eval mode."""
+    if Path(name_or_path).suffix in (".pth", ".pt"):
+        state, config = load_official_checkpoint(name_or_path)
+        if any(key.startswith("encoder.vit.") for key in state):
+            from .changestar_sam import build_from_state
+
+            model, config = build_from_state(state, str(name_or_path))
+            return LoadedDetector(model=model.to(device).eval(), config=config)
+        if not any(key.startswith("encoder.resnet.") for key in state):
+            raise InputError(
+                f"'{name_or_path}' is neither a ChangeStar(1×96) R-18 (encoder.resnet.*) nor a Changen2 "
+                "ChangeStar(1×256) (encoder.vit.*) checkpoint; pass one of those released .pth files."
+            )
+    else:
+        state, config = load_weights(name_or_path, device="cpu")
+    if config.get("architecture") != ARCHITECTURE:
+        raise InputError(
+            f"'{name_or_path}' holds a '{config.get('architecture')}' model, not a {ARCHITECTURE} change detector."
+        )
+    fields = {key: config[key] for key in ("encoder", "fpn_channels", "decoder_channels") if key in config}
+    model = ChangeStar(ChangeStarConfig(**fields))
+    model.load_state_dict(state, strict=True)
+    return LoadedDetector(model=model.to(device).eval(), config=config)

@@ -1,0 +1,1 @@
+"""Files in and out: rasters, tiling, vectors, label and instance reading, event-series writing."""

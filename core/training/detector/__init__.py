@@ -1,0 +1,1 @@
+"""Training the ChangeStar detector on synthetic pairs."""

@@ -1,0 +1,1 @@
+"""Training the Changen generator."""
