@@ -29,8 +29,8 @@ FOLDS = 5
 def chip_states():
     """(name, image, state, valid) of each Joplin chip with its footprints."""
     from core.io.labels import load_state
-    from core.paths import shared_data_dir
     from core.io.rasters import read_raster, to_uint8
+    from core.paths import shared_data_dir
 
     data = shared_data_dir() / "georef" / "joplin"
     chips = []

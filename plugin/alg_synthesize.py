@@ -22,7 +22,12 @@ from qgis.core import (
 from ..core.errors import InputError
 from .algorithms import ChangenAlgorithm, progress_callbacks
 
-METHODS = (("changen", "Changen generator"), ("copy-paste", "Copy-Paste"), ("inpainting", "Inpainting"))
+METHODS = (
+    ("changen", "Changen generator"),
+    ("changen2", "Changen2 RS-DiT (latent diffusion)"),
+    ("copy-paste", "Copy-Paste"),
+    ("inpainting", "Inpainting"),
+)
 UNCHANGED = (
     ("keep", "Keep the image outside the change (an edit)"),
     ("regenerate", "Regenerate the whole image (the paper's synthesis)"),

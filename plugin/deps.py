@@ -22,6 +22,7 @@ REQUIRED = {
     "safetensors": "safetensors>=0.4",
     "tqdm": "tqdm>=4.60",
     "efficientnet_lite_pytorch": "efficientnet-lite-pytorch==0.1.0",
+    "diffusers": "diffusers>=0.30,<1",
 }
 
 

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from qgis.core import QgsSettings
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
-SYNTHESIS_METHODS = ("changen", "copy-paste", "inpainting")
+SYNTHESIS_METHODS = ("changen", "changen2", "copy-paste", "inpainting")
 UNCHANGED_MODES = ("keep", "regenerate")
 _PREFIX = "changen/"
 _DEFAULTS = {

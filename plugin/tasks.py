@@ -308,20 +308,21 @@ _GENERATOR_LOCK = threading.Lock()
 
 
 def _generator(request: SynthesisRequest, device):
+    if request.method == "changen2":  # the Settings model file is the GAN's; RS-DiT uses its shipped file
+        return cached_generator(None, device, "changen2")
     return cached_generator(request.model, device) if request.method == "changen" else None
 
 
-def cached_generator(model: str, device):
-    """The Changen generator, loaded once per (model, device) and kept: loading dominates a small preview."""
-    from ..core.synthesis.changen_gan import load_generator
-    from ..core.synthesis.synthesize import DEFAULT_GENERATOR
+def cached_generator(model: str | None, device, method: str = "changen"):
+    """The method's generator, loaded once per (method, model, device) and kept: loading dominates a preview."""
+    from ..core.synthesis.synthesize import DEFAULT_MODELS, load_synthesis_generator
 
-    name = model or DEFAULT_GENERATOR
+    name = model or DEFAULT_MODELS[method]
     with _GENERATOR_LOCK:
-        key = (name, str(device))
+        key = (method, name, str(device))
         if key not in _GENERATORS:
             try:
-                _GENERATORS[key] = load_generator(name, device)
+                _GENERATORS[key] = load_synthesis_generator(method, name, device)
             except InputError as error:
                 raise InputError(
                     f"{error} Meanwhile choose the Copy-Paste or Inpainting method in the dock, or pick a generator "
@@ -339,7 +340,7 @@ def generator_is_cached(model: str, device_choice: str) -> bool:
     except (RuntimeError, ValueError):
         return False
     with _GENERATOR_LOCK:
-        return (model or DEFAULT_GENERATOR, str(device)) in _GENERATORS
+        return ("changen", model or DEFAULT_GENERATOR, str(device)) in _GENERATORS
 
 
 def warm_up_job(model: str, device_choice: str) -> Callable:

@@ -58,7 +58,12 @@ EXPORT_MAX_SIDE = 4096
 EDIT_MARGIN_PIXELS = 96
 PREVIEW_LAYER_NAME = "post-event preview"
 OUTLINE_LAYER_NAME = "change outlines (preview)"
-METHOD_LABELS = {"changen": "Changen (generator)", "copy-paste": "Copy-Paste", "inpainting": "Inpainting"}
+METHOD_LABELS = {
+    "changen": "Changen (generator)",
+    "changen2": "Changen2 (RS-DiT diffusion)",
+    "copy-paste": "Copy-Paste",
+    "inpainting": "Inpainting",
+}
 UNCHANGED_LABELS = {"keep": "Keep the rest of the image", "regenerate": "Regenerate the whole image"}
 
 
@@ -200,7 +205,7 @@ class SynthesizeTab(QWidget):
             "generated (blended in, colours matched). Regenerate: the generator redraws the whole image, as in the "
             "paper (varied training data, but colours and texture change everywhere)."
         )
-        self.unchanged.setEnabled(self.method.currentData() == "changen")
+        self.unchanged.setEnabled(self.method.currentData() in ("changen", "changen2"))
         run_form.addRow("Changen", self.unchanged)
         layout.addLayout(run_form)
         self.preview_controls = RunControls("Preview", "ChangenPreview")
@@ -239,7 +244,7 @@ class SynthesizeTab(QWidget):
         settings = load_settings()
         settings.synthesis_method = self.method.currentData()
         save_settings(settings)
-        self.unchanged.setEnabled(self.method.currentData() == "changen")
+        self.unchanged.setEnabled(self.method.currentData() in ("changen", "changen2"))
         self.warm_up()
 
     def _unchanged_changed(self, *_):

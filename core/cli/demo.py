@@ -39,7 +39,14 @@ def events_step(out: Path) -> list[str]:
     return [str(target / name) for name in written["files"]]
 
 
-def synthesize_step(out: Path) -> list[str]:
+def synthesize_step(
+    out: Path,
+    method: str = "changen",
+    folder: str = "synthesize",
+    steps: int = 2,
+    remove: float | int = 0.15,
+    create: int = 4,
+) -> list[str]:
     """Changen synthesis of a 2-step series on a real georeferenced Joplin chip (buildings from footprints)."""
     from ..io.labels import load_state
     from ..io.rasters import read_raster
@@ -48,11 +55,17 @@ def synthesize_step(out: Path) -> list[str]:
     data = shared_data_dir()
     image = read_raster(data / JOPLIN_PRE)
     state, _, _ = load_state(data / JOPLIN_FOOTPRINTS, grid=image.grid)
-    series = simulate_series(state, DEMO_SEED, steps=2, remove=0.15, create=4, min_area=64)
-    result = synthesize(image, state, series, method="changen", rng=np.random.default_rng([DEMO_SEED, 1]))
+    series = simulate_series(state, DEMO_SEED, steps=steps, remove=remove, create=create, min_area=64)
+    result = synthesize(image, state, series, method=method, rng=np.random.default_rng([DEMO_SEED, 1]))
     print(f"  synthesized on {result.log['device']}")
-    written = write_result(result, image.grid, out / "synthesize")
-    return [str(path) for path in written] + [str(_save_strip(result, out / "synthesize" / "preview.png"))]
+    written = write_result(result, image.grid, out / folder)
+    return [str(path) for path in written] + [str(_save_strip(result, out / folder / "preview.png"))]
+
+
+def rsdit_step(out: Path) -> list[str]:
+    """One step by Changen2's RS-DiT latent diffusion (`changen2`), sampled only around the change: 4 removals and
+    2 creations (each edit costs ~20 denoiser steps on its window, a few seconds on a CPU thread)."""
+    return synthesize_step(out, "changen2", "synthesize_rsdit", steps=1, remove=4, create=2)
 
 
 def _save_strip(result, path: Path) -> Path:
@@ -102,7 +115,7 @@ def evaluate_step(out: Path) -> list[str]:
     return [str(target)]
 
 
-DEMO_STEPS = [events_step, synthesize_step, detect_step, evaluate_step]
+DEMO_STEPS = [events_step, synthesize_step, rsdit_step, detect_step, evaluate_step]
 
 
 def run(args) -> int:

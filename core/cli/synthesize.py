@@ -7,10 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import InputError
 from ..events.series import simulate_series
 from ..io.rasters import raster_grid, read_raster
 from ..synthesis.compositing import UNCHANGED_MODES
-from ..synthesis.synthesize import DEFAULT_GENERATOR, METHODS, synthesize, write_result
+from ..synthesis.synthesize import DEFAULT_MODELS, METHODS, load_synthesis_generator, synthesize, write_result
 
 
 # ------------------------------------------------------------------------------------------------ command line
@@ -39,7 +40,17 @@ def add_arguments(parser) -> None:
         "synthesis, more diverse training data); the baselines always keep it",
     )
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    parser.add_argument("--model", default=DEFAULT_GENERATOR, help="generator name or .safetensors path")
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="model name or file for changen/changen2 (default: the shipped changen_gan_cpu / rsdit_cpu; changen2 "
+        "also takes an official RSDiT .pt with --autoencoder)",
+    )
+    parser.add_argument(
+        "--autoencoder",
+        default=None,
+        help="changen2 with an official RS-DiT file: Stable Diffusion's VAE (folder or file)",
+    )
     parser.add_argument("--bands", type=int, nargs=3, metavar=("R", "G", "B"), help="band numbers (1-based)")
     parser.add_argument(
         "--min-area", type=int, default=64, help="smallest instance (pixels) to remove or copy"
@@ -65,6 +76,15 @@ def run(args) -> int:
         scale_range=tuple(args.scale),
         angle_range=tuple(args.angle),
     )
+    generator = args.model
+    if args.autoencoder:
+        if args.method != "changen2":
+            raise InputError("--autoencoder is for --method changen2 with an official RS-DiT file.")
+        from ..device import pick_device
+
+        generator = load_synthesis_generator(
+            "changen2", args.model, pick_device(args.device), args.autoencoder
+        )
     started = time.perf_counter()
     result = synthesize(
         image,
@@ -73,14 +93,14 @@ def run(args) -> int:
         method=args.method,
         device=args.device,
         rng=np.random.default_rng([args.seed, 1]),
-        generator=args.model,
+        generator=generator,
         unchanged=args.unchanged,
     )
     written = write_result(result, grid, Path(args.out))
     events = [event for step in series.steps for event in step.events]
     removed = sum(event.kind == "remove" for event in events)
     created = sum(event.kind == "create" for event in events)
-    mode = f" ({args.unchanged} unchanged)" if args.method == "changen" else ""
+    mode = f" ({args.unchanged} unchanged)" if args.method in DEFAULT_MODELS else ""
     print(
         f"{args.method}{mode} on {result.log['device']}: {args.steps} step(s), {removed} removed, {created} created, "
         f"{time.perf_counter() - started:.1f} s; wrote {len(written)} files to {args.out}"

@@ -1,7 +1,8 @@
 """Change synthesis `I_t+1 = G(S_t+1, I_t, S_t, z)` over an event series, and `python -m core synthesize`.
 
 Methods: `changen` (the trained generator, tiled with overlap and centre-crop stitching so memory does not grow
-with the raster), `copy-paste` (creation only) and `inpainting` (removal only), the paper's baselines. Outputs are
+with the raster), `changen2` (Changen2's RS-DiT latent diffusion with latent mixing, sampled only around the
+change, `core.synthesis.diffusion`), `copy-paste` (creation only) and `inpainting` (removal only), the paper's baselines. Outputs are
 GeoTIFFs on the input image's grid (CRS, transform and nodata kept) plus a JSON event log.
 
 `unchanged`: "regenerate" (the paper's design: the generator redraws the whole image, which gives temporal
@@ -38,8 +39,25 @@ from .compositing import check_unchanged_mode
 from .copy_paste import copy_paste
 from .inpaint import inpaint
 
-METHODS = ("changen", "copy-paste", "inpainting")
+METHODS = ("changen", "changen2", "copy-paste", "inpainting")
 DEFAULT_GENERATOR = "changen_gan_cpu"
+DEFAULT_MODELS = {"changen": DEFAULT_GENERATOR, "changen2": "rsdit_cpu"}  # methods that need a trained model
+
+
+def load_synthesis_generator(
+    method: str, model: str | None = None, device="cpu", autoencoder: str | None = None
+):
+    """The model a method needs (None for the baselines): the Changen GAN, or Changen2's RS-DiT with its
+    autoencoder (`autoencoder` only for an official RS-DiT file). `model`: a shipped name or a file path."""
+    if method == "changen":
+        from .changen_gan import load_generator
+
+        return load_generator(model or DEFAULT_GENERATOR, device)
+    if method == "changen2":
+        from .diffusion.change_sampler import load_latent_diffusion
+
+        return load_latent_diffusion(model or DEFAULT_MODELS["changen2"], autoencoder, device)
+    return None
 
 
 def synthesize_step(
@@ -60,6 +78,15 @@ def synthesize_step(
         return copy_paste(image, state_t, step, rng)
     if method == "inpainting":
         return inpaint(image, state_t, step, rng, ground_texture=ground_texture)
+    if method == "changen2":
+        from .diffusion.change_sampler import synthesize_building_edit
+
+        if generator is None:
+            raise InputError("method 'changen2' needs a generator (load_synthesis_generator('changen2'))")
+        seed = int(rng.integers(2**31))
+        return synthesize_building_edit(
+            generator, image, step.state.semantic, step.change.astype(bool), seed, unchanged, is_canceled
+        )
     if method == "changen":
         if generator is None:
             raise ValueError("method 'changen' needs a generator (core.changen_gan.load_generator)")
@@ -103,7 +130,7 @@ def synthesize(
     """Images for every frame of `series` (whose first frame is `state`, on `image`'s grid).
 
     16-bit images are stretched to 8 bits first (`to_uint8`); nodata pixels stay nodata in every frame.
-    `generator`: a module or a model name/path for `changen` (default: the shipped `changen_gan_cpu`).
+    `generator`: a loaded model or a model name/path for `changen`/`changen2` (default: `DEFAULT_MODELS`).
     `unchanged`: for `changen`, "keep" the input outside the change (an edit) or "regenerate" the whole image."""
     if method not in METHODS:
         raise InputError(f"Unknown synthesis method '{method}': use one of {', '.join(METHODS)}.")
@@ -115,10 +142,8 @@ def synthesize(
         )
     rng = rng if rng is not None else np.random.default_rng(0)
     torch_device = pick_device(device) if isinstance(device, str) else device
-    if method == "changen" and not isinstance(generator, torch.nn.Module):
-        from .changen_gan import load_generator
-
-        generator = load_generator(generator or DEFAULT_GENERATOR, torch_device)
+    if method in DEFAULT_MODELS and (generator is None or isinstance(generator, str | Path)):
+        generator = load_synthesis_generator(method, generator, torch_device)
     pixels = to_uint8(image.array, valid=image.valid)
     if pixels.shape[2] != 3:
         raise InputError(f"synthesis needs 3 bands, the image has {pixels.shape[2]}: choose three bands")
@@ -151,7 +176,7 @@ def synthesize(
             progress(100.0 * (t + 1) / max(len(series.steps), 1))
     log = {
         "method": method,
-        "unchanged": unchanged if method == "changen" else "keep",
+        "unchanged": unchanged if method in DEFAULT_MODELS else "keep",
         "device": describe_device(torch_device),
         "seconds_per_step": timings,
         "series": series.to_dict(),
