@@ -4,7 +4,9 @@ from pathlib import Path
 
 import rasterio
 
-from core.cli.demo import DEMO_STEPS, JOPLIN_PRE, detect_step, evaluate_step, synthesize_step
+import numpy as np
+
+from core.cli.demo import JOPLIN_PRE, detect_step, evaluate_step, rsdit_step, synthesize_step
 
 
 def _grid(path):
@@ -13,7 +15,6 @@ def _grid(path):
 
 
 def test_demo_runs_every_part(shared_data, tmp_path):
-    assert DEMO_STEPS[1:] == [synthesize_step, detect_step, evaluate_step]
     source = _grid(shared_data / JOPLIN_PRE)
 
     synthesized = synthesize_step(tmp_path)
@@ -23,6 +24,15 @@ def test_demo_runs_every_part(shared_data, tmp_path):
     assert _grid(tmp_path / "synthesize" / "image_t2.tif") == source
     with rasterio.open(tmp_path / "synthesize" / "change_t1.tif") as change:
         assert change.read(1).any(), "the first step changed nothing"
+
+    rsdit = rsdit_step(tmp_path)
+    assert _grid(tmp_path / "synthesize_rsdit" / "image_t1.tif") == source and len(rsdit) >= 5
+    with rasterio.open(tmp_path / "synthesize_rsdit" / "change_t1.tif") as change:
+        changed = change.read(1) > 0
+    with rasterio.open(tmp_path / "synthesize_rsdit" / "image_t0.tif") as before:
+        with rasterio.open(tmp_path / "synthesize_rsdit" / "image_t1.tif") as after:
+            difference = np.abs(after.read().astype(int) - before.read()).sum(axis=0)
+    assert changed.any() and difference[changed].mean() > 5 * max(difference[~changed].mean(), 0.01)
 
     detected = detect_step(tmp_path)
     assert _grid(detected[0]) == source and _grid(detected[1]) == source
