@@ -336,7 +336,7 @@ def generator_is_cached(model: str, device_choice: str) -> bool:
 
     try:
         device = pick_device(device_choice)
-    except (RuntimeError, ValueError):
+    except InputError:
         return False
     with _GENERATOR_LOCK:
         return (model or DEFAULT_GENERATOR, str(device)) in _GENERATORS

@@ -1,4 +1,4 @@
-"""TODO docstring."""
+"""`python -m core train-generator`: train (resumable, torchrun-capable) or export the Changen generator."""
 
 import argparse
 import csv
@@ -37,6 +37,7 @@ from ..training.generator.trainer import (
     load_checkpoint,
     save_checkpoint,
 )
+from .options import add_device_argument
 
 
 def add_arguments(parser):
@@ -74,7 +75,7 @@ def add_arguments(parser):
         help="channels-last memory format (measured 16%% less CPU per step with bf16 here)",
     )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    add_device_argument(parser)
     parser.add_argument("--log-every", type=int, default=25)
     parser.add_argument("--sample-every", type=int, default=500, help="steps between sample grids + metrics")
     parser.add_argument("--checkpoint-minutes", type=float, default=5.0)

@@ -86,7 +86,7 @@ def conv(
     in_channels: int, out_channels: int, kernel: int = 3, stride: int = 1, padding_mode: str = "reflect"
 ) -> nn.Module:
     """Spectrally normalised conv. The generator pads by reflection: zero padding let it paint stripes along
-    crop borders (findings.md), which would also show as seams between tiles at inference."""
+    crop borders in early runs, which would also show as seams between tiles at inference."""
     layer = nn.Conv2d(
         in_channels, out_channels, kernel, stride=stride, padding=kernel // 2, padding_mode=padding_mode
     )

@@ -1,4 +1,5 @@
-"""TODO docstring."""
+"""The generator's losses: OASIS class-balanced cross-entropy for the discriminator and the low-frequency
+layout term (a deviation from the paper, `--lowfreq-weight 0` turns it off)."""
 
 import torch
 import torch.nn.functional as F

@@ -1,4 +1,5 @@
-"""TODO docstring."""
+"""Generator training samples: batches of crops with simulated change, evaluation samples, fidelity metrics and
+sample grids."""
 
 import cv2
 import numpy as np
@@ -59,7 +60,7 @@ def synthesize(generator, samples: list[ChangeSample], seed: int, device) -> np.
 
 def fidelity_metrics(samples: list[ChangeSample], synthesized: np.ndarray) -> dict[str, float]:
     """|post − pre| inside removed (created) buildings ÷ outside the change, and the layout correlation of
-    blurred pre and post images outside the change (findings.md's three numbers)."""
+    blurred pre and post images outside the change (the three numbers of the model card)."""
     inside_removed, inside_created, outside, correlations = [], [], [], []
     for sample, post in zip(samples, synthesized, strict=True):
         difference = np.abs(post.astype(np.float32) - sample.image.astype(np.float32)).mean(axis=2)
