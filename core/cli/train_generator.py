@@ -25,7 +25,7 @@ from ..training.generator.samples import (
     evaluation_samples,
     fidelity_metrics,
     sample_grid,
-    synthesize,
+    synthesize_samples,
     to_tensors,
     training_batch,
 )
@@ -161,7 +161,7 @@ def run(args) -> int:
                 running, last_log, steps_at_last_log = {}, now, trainer.step
             if trainer.step % args.sample_every == 0 or trainer.step == args.steps:
                 sample_start = time.monotonic()
-                synthesized = synthesize(trainer.ema, eval_samples, args.seed, device)
+                synthesized = synthesize_samples(trainer.ema, eval_samples, args.seed, device)
                 metrics = fidelity_metrics(eval_samples, synthesized)
                 grid = sample_grid(eval_samples, synthesized)
                 write_png_atomic(out / "samples" / f"step_{trainer.step:07d}.png", grid)

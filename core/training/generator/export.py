@@ -10,7 +10,7 @@ from ...atomic import write_png_atomic, write_text_atomic
 from ...data.buildings import building_shape_bank, generator_tiles
 from ...synthesis.changen_gan import build_generator, count_parameters
 from ...weights import save_weights
-from .samples import evaluation_samples, fidelity_metrics, sample_grid, synthesize
+from .samples import evaluation_samples, fidelity_metrics, sample_grid, synthesize_samples
 from .trainer import load_checkpoint
 
 DATA_LICENCE = (
@@ -45,12 +45,15 @@ def export_generator(out: Path, target: Path) -> dict:
     tiles = generator_tiles()
     samples = evaluation_samples(tiles, building_shape_bank(tiles), 128, count=None)
     synthesized = np.concatenate(
-        [synthesize(generator, samples[i : i + 8], i, torch.device("cpu")) for i in range(0, len(samples), 8)]
+        [
+            synthesize_samples(generator, samples[i : i + 8], i, torch.device("cpu"))
+            for i in range(0, len(samples), 8)
+        ]
     )
     metrics = fidelity_metrics(samples, synthesized)
     second_draw = np.concatenate(
         [
-            synthesize(generator, samples[i : i + 8], 10_000 + i, torch.device("cpu"))
+            synthesize_samples(generator, samples[i : i + 8], 10_000 + i, torch.device("cpu"))
             for i in range(0, len(samples), 8)
         ]
     )

@@ -46,16 +46,16 @@ def evaluation_samples(
     return samples
 
 
-def to_uint8(images: torch.Tensor) -> np.ndarray:
+def images_to_uint8(images: torch.Tensor) -> np.ndarray:
     return ((images.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
 
 
 @torch.no_grad()
-def synthesize(generator, samples: list[ChangeSample], seed: int, device) -> np.ndarray:
+def synthesize_samples(generator, samples: list[ChangeSample], seed: int, device) -> np.ndarray:
     batch = to_tensors(samples, device)
     noise = torch.Generator(device="cpu").manual_seed(seed)
     out = generator(batch["image"], batch["semantic_t"], batch["semantic_t1"], noise)
-    return to_uint8(out)
+    return images_to_uint8(out)
 
 
 def fidelity_metrics(samples: list[ChangeSample], synthesized: np.ndarray) -> dict[str, float]:
