@@ -1,30 +1,48 @@
-"""Device choice: CUDA when present (or asked for), CPU otherwise."""
+"""Device choice: CUDA when present (or asked for), CPU otherwise; bf16 autocast where the hardware has it.
 
-import torch
+torch is imported inside the functions, so `DEVICE_CHOICES` can be read without torch (plugin settings, help).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from .errors import InputError
 
+if TYPE_CHECKING:
+    import torch
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda")
+PRECISION_CHOICES = ("auto", "fp32", "bf16")
+
 
 def pick_device(choice: str = "auto") -> torch.device:
+    import torch
+
     choice = choice.lower()
+    if choice not in DEVICE_CHOICES:
+        raise InputError(f"Unknown device '{choice}': use {', '.join(DEVICE_CHOICES)}.")
     if choice == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if choice == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("CUDA was requested but torch sees no CUDA device; choose 'cpu' or 'auto'.")
-    if choice not in ("cpu", "cuda"):
-        raise ValueError(f"Unknown device '{choice}': use 'auto', 'cpu' or 'cuda'.")
+        raise InputError("CUDA was requested but torch sees no CUDA device; choose 'cpu' or 'auto'.")
     return torch.device(choice)
 
 
 def describe_device(device: torch.device) -> str:
+    import torch
+
     if device.type == "cuda":
         return f"CUDA ({torch.cuda.get_device_name(device)})"
     return f"CPU ({torch.get_num_threads()} threads)"
 
 
-def _use_bf16(precision: str, device: torch.device) -> bool:
-    if precision not in ("auto", "fp32", "bf16"):
-        raise InputError(f"Unknown precision '{precision}': use auto, fp32 or bf16.")
+def use_bf16(precision: str, device: torch.device) -> bool:
+    """bf16 autocast for `precision` "bf16", or for "auto" where the device computes bf16 natively."""
+    import torch
+
+    if precision not in PRECISION_CHOICES:
+        raise InputError(f"Unknown precision '{precision}': use {', '.join(PRECISION_CHOICES)}.")
     if precision != "auto":
         return precision == "bf16"
     if device.type == "cuda":

@@ -8,9 +8,8 @@ from qgis.core import (
     QgsProcessingParameterEnum,
 )
 
+from ..core.device import DEVICE_CHOICES
 from ..core.errors import Canceled, InputError
-
-DEVICES = ("auto", "cpu", "cuda")
 
 
 class ChangenAlgorithm(QgsProcessingAlgorithm):
@@ -60,7 +59,7 @@ class ChangenAlgorithm(QgsProcessingAlgorithm):
         )
 
     def device(self, parameters, context) -> str:
-        return DEVICES[self.parameterAsEnum(parameters, "DEVICE", context)]
+        return DEVICE_CHOICES[self.parameterAsEnum(parameters, "DEVICE", context)]
 
 
 def progress_callbacks(feedback, start: float = 0.0, end: float = 100.0):

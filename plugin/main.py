@@ -1,16 +1,12 @@
 """The plugin object QGIS creates: it owns every action, dock and provider it adds, and removes them all."""
 
-import os
-
 from qgis.core import Qgis, QgsApplication, QgsMessageLog
 from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtGui import QIcon
 from qgis.PyQt.QtWidgets import QAction
 
+from . import ICON_PATH, LOG_TAG
 from .deps import DependencyReport, check_dependencies, isolate_bundled_native_libraries
-
-PLUGIN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LOG_TAG = "Changen"
 
 
 class ChangenPlugin:
@@ -53,7 +49,7 @@ class ChangenPlugin:
             return
         from ..ui.dock import ChangenDock
 
-        icon = QIcon(os.path.join(PLUGIN_DIR, "resources", "icons", "changen.png"))
+        icon = QIcon(ICON_PATH)
         self.dock = ChangenDock(self.iface, self.dependencies)
         self.iface.addDockWidget(Qt.RightDockWidgetArea, self.dock)
         self.action = QAction(icon, "Changen", self.iface.mainWindow())

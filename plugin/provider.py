@@ -1,11 +1,9 @@
 """The "Changen" Processing provider: its algorithms run in the toolbox, in batch mode and in qgis_process."""
 
-import os
-
 from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
-PLUGIN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from . import ICON_PATH
 
 
 class ChangenProvider(QgsProcessingProvider):
@@ -19,7 +17,7 @@ class ChangenProvider(QgsProcessingProvider):
         return "Changen: generative change modelling"
 
     def icon(self):
-        return QIcon(os.path.join(PLUGIN_DIR, "resources", "icons", "changen.png"))
+        return QIcon(ICON_PATH)
 
     def loadAlgorithms(self):  # noqa: N802 (QGIS's name)
         from .alg_detect import DetectChanges

@@ -4,7 +4,8 @@ from dataclasses import dataclass
 
 from qgis.core import QgsSettings
 
-DEVICE_CHOICES = ("auto", "cpu", "cuda")
+from ..core.device import DEVICE_CHOICES
+
 SYNTHESIS_METHODS = ("changen", "changen2", "copy-paste", "inpainting")
 UNCHANGED_MODES = ("keep", "regenerate")
 _PREFIX = "changen/"

@@ -21,8 +21,7 @@ from qgis.PyQt import sip
 
 from ..core.errors import Canceled, InputError
 from ..core.io.vectors import areas_m2, write_gpkg
-
-LOG_TAG = "Changen"
+from . import LOG_TAG
 
 
 @dataclass
@@ -142,9 +141,8 @@ class SynthesisRequest:
 
     image_path: str
     window: Any  # rasterio Window of the image
-    buildings: (
-        Any  # GeoDataFrame: column `fid` (QGIS feature id) + geometry, in the image's CRS (no CRS object)
-    )
+    # GeoDataFrame: column `fid` (QGIS feature id) + geometry, in the image's CRS (no CRS object)
+    buildings: Any
     remove_fids: list[int]
     placements: list[PlacementSpec]
     random_remove: int
@@ -154,8 +152,8 @@ class SynthesisRequest:
     method: str
     device: str
     model: str
-    random_in_first_step: bool = True
-    unchanged: str = "keep"  # Changen: "keep" the image outside the change, or "regenerate" it all  # False when the random events of step 1 were already drawn as edits
+    random_in_first_step: bool = True  # False when the random events of step 1 were already drawn as edits
+    unchanged: str = "keep"  # Changen: "keep" the image outside the change, or "regenerate" it all
 
 
 @dataclass
@@ -337,7 +335,7 @@ def generator_is_cached(model: str, device_choice: str) -> bool:
 
     try:
         device = pick_device(device_choice)
-    except (RuntimeError, ValueError):
+    except InputError:
         return False
     with _GENERATOR_LOCK:
         return ("changen", model or DEFAULT_GENERATOR, str(device)) in _GENERATORS

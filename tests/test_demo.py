@@ -2,9 +2,8 @@
 
 from pathlib import Path
 
-import rasterio
-
 import numpy as np
+import rasterio
 
 from core.cli.demo import JOPLIN_PRE, detect_step, evaluate_step, rsdit_step, synthesize_step
 
@@ -29,9 +28,9 @@ def test_demo_runs_every_part(shared_data, tmp_path):
     assert _grid(tmp_path / "synthesize_rsdit" / "image_t1.tif") == source and len(rsdit) >= 5
     with rasterio.open(tmp_path / "synthesize_rsdit" / "change_t1.tif") as change:
         changed = change.read(1) > 0
-    with rasterio.open(tmp_path / "synthesize_rsdit" / "image_t0.tif") as before:
-        with rasterio.open(tmp_path / "synthesize_rsdit" / "image_t1.tif") as after:
-            difference = np.abs(after.read().astype(int) - before.read()).sum(axis=0)
+    folder = tmp_path / "synthesize_rsdit"
+    with rasterio.open(folder / "image_t0.tif") as before, rasterio.open(folder / "image_t1.tif") as after:
+        difference = np.abs(after.read().astype(int) - before.read()).sum(axis=0)
     assert changed.any() and difference[changed].mean() > 5 * max(difference[~changed].mean(), 0.01)
 
     detected = detect_step(tmp_path)

@@ -303,6 +303,7 @@ def test_transition_table_round_trips_through_json(tmp_path):
     road, water, building = 4, 6, 8
     assert {b for b in range(9) if table.allows(road, b)} == {1, 3, 5, water}
     assert not table.allows(water, building)
+    assert {b for b in range(9) if table.allows(building, b)} == {3, 5, water}  # Changen2's published row
     path = tmp_path / "table.json"
     path.write_text(table.to_json())
     np.testing.assert_allclose(TransitionTable.load(path).matrix, table.matrix)

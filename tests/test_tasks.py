@@ -341,7 +341,9 @@ def test_changen_preview_with_a_warmed_up_generator(shared_data, qgis_iface, doc
         tab.image_combo.setLayer(image)
         tab.buildings_combo.setLayer(buildings)
         wait_until(lambda: not tab.warm_up_runner.busy)
-        assert any(key[:2] == ("changen", settings.generator_model or "changen_gan_cpu") for key in tasks._GENERATORS)
+        assert any(
+            key[:2] == ("changen", settings.generator_model or "changen_gan_cpu") for key in tasks._GENERATORS
+        )
         canvas = qgis_iface.mapCanvas()
         canvas.setDestinationCrs(image.crs())
         centre = image.extent().center()

@@ -3,6 +3,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from core.errors import InputError
 from core.io.tiling import TileGrid, pad_to_multiple
 
 
@@ -69,9 +70,9 @@ def test_centre_crop_stitching_of_a_context_dependent_filter_has_no_seams():
 
 
 def test_invalid_tile_sizes_are_refused():
-    with pytest.raises(ValueError):
+    with pytest.raises(InputError):
         TileGrid(100, 100, tile=32, overlap=16)
-    with pytest.raises(ValueError):
+    with pytest.raises(InputError):
         TileGrid(0, 100, tile=32, overlap=4)
 
 

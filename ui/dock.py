@@ -10,6 +10,8 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
+from ..core.errors import InputError
+
 
 class ChangenDock(QDockWidget):
     def __init__(self, iface, dependencies, parent=None):
@@ -60,7 +62,7 @@ class ChangenDock(QDockWidget):
         choice = load_settings().device
         try:
             self.status.setText(f"Device: {_device_name(choice)} (setting: {choice})")
-        except (RuntimeError, ValueError) as error:
+        except InputError as error:
             self.status.setText(f"Device setting '{choice}' is unusable: {error}")
 
     def open_settings(self):

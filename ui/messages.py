@@ -3,8 +3,7 @@
 from qgis.core import Qgis, QgsMessageLog
 
 from ..core.errors import InputError
-
-LOG_TAG = "Changen"
+from ..plugin import LOG_TAG
 
 
 def log(text: str, level=Qgis.Info) -> None:

@@ -12,7 +12,8 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
-from ..plugin.settings import DEVICE_CHOICES, PluginSettings, load_settings, save_settings
+from ..core.device import DEVICE_CHOICES
+from ..plugin.settings import PluginSettings, load_settings, save_settings
 
 
 def shipped_models(prefix: str) -> list[str]:

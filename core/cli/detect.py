@@ -1,10 +1,11 @@
-"""TODO docstring."""
+"""`python -m core detect T1 T2 -o CHANGE.tif`: tiled change detection on rasters (core.detection.inference)."""
 
 import argparse
 from pathlib import Path
 
 from ..detection.inference import DEFAULT_OVERLAP, DEFAULT_TILE, detect_change
 from ..paths import DEFAULT_DETECTOR
+from .options import add_device_argument, add_precision_argument
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,8 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--bands", help="three 1-based bands of T1 in R,G,B order, e.g. 1,2,3 (default 1,2,3)"
     )
     parser.add_argument("--bands-t2", help="bands of T2 when they differ from --bands")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
+    add_device_argument(parser)
+    add_precision_argument(parser)
     parser.add_argument("--tile", type=int, default=DEFAULT_TILE)
     parser.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP)
 

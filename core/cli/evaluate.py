@@ -1,4 +1,4 @@
-"""TODO docstring."""
+"""`python -m core evaluate --pairs DIR`: zero-shot scores of a detector and the classical references."""
 
 import argparse
 import json
@@ -7,6 +7,7 @@ from pathlib import Path
 from ..atomic import write_text_atomic
 from ..detection.evaluate import evaluate_pairs, format_table
 from ..paths import DEFAULT_DETECTOR
+from .options import add_device_argument, add_precision_argument
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,8 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--pre-dir", type=Path, help="xBD layout: folder holding <set>/images/*_pre_disaster.png"
     )
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
+    add_device_argument(parser)
+    add_precision_argument(parser)
     parser.add_argument("--no-classical", action="store_true", help="skip CVA + Otsu and PCA-KMeans")
     parser.add_argument("--json", type=Path, help="also write the scores as JSON")
 

@@ -1,4 +1,4 @@
-"""TODO docstring."""
+"""`python -m core generate-dataset`: synthetic change pairs, sharded (`--shard i/n`, torchrun) and resumable."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from ..data.dataset import DATASET_METHODS, find_sources, generate
 from ..data.recipes import Settings
 from ..errors import InputError
 from ..synthesis.synthesize import DEFAULT_GENERATOR
+from .options import add_device_argument
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -73,7 +74,7 @@ def add_arguments(parser) -> None:
         "--anywhere", action="store_true", help="paste objects anywhere free, not on open ground"
     )
     parser.add_argument("--model", default=DEFAULT_GENERATOR, help="generator for --method changen")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    add_device_argument(parser)
 
 
 def run(args) -> int:

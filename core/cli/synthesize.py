@@ -1,4 +1,4 @@
-"""TODO docstring."""
+"""`python -m core synthesize IMAGE BUILDINGS`: events on the buildings, then the images (core.synthesis)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from ..events.series import simulate_series
 from ..io.rasters import raster_grid, read_raster
 from ..synthesis.compositing import UNCHANGED_MODES
 from ..synthesis.synthesize import DEFAULT_MODELS, METHODS, load_synthesis_generator, synthesize, write_result
+from .options import add_device_argument, parse_amount
 
 
 # ------------------------------------------------------------------------------------------------ command line
@@ -39,7 +40,7 @@ def add_arguments(parser) -> None:
         help="changen: keep the input outside the change (default) or regenerate the whole image (the paper's "
         "synthesis, more diverse training data); the baselines always keep it",
     )
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    add_device_argument(parser)
     parser.add_argument(
         "--model",
         default=None,
@@ -61,7 +62,6 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     from ..io.labels import load_state
-    from .options import parse_amount
 
     grid = raster_grid(args.image)
     image = read_raster(args.image, bands=args.bands)

@@ -1,4 +1,4 @@
-"""TODO docstring."""
+"""`python -m core train-detector`: train, resume or export (with its model card) a ChangeStar run."""
 
 import argparse
 import json
@@ -8,6 +8,7 @@ from ..detection.changestar import ENCODERS
 from ..training.detector.card import write_model_card
 from ..training.detector.export import export_run, write_sample_grid, zero_shot_reports
 from ..training.detector.loop import train
+from .options import add_device_argument, add_precision_argument
 
 
 # ------------------------------------------------------------------------------------------------ training
@@ -61,11 +62,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--val-pairs", type=int, default=48, help="held-out synthetic pairs for the threshold"
     )
-    parser.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
+    add_precision_argument(parser)
     parser.add_argument(
         "--threads", type=int, default=0, help="torch threads per process (0 = torch default)"
     )
-    parser.add_argument("--device", default="auto")
+    add_device_argument(parser)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--log-every", type=int, default=10)
     parser.add_argument(

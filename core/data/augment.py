@@ -1,4 +1,5 @@
-"""TODO docstring."""
+"""Augmentation: misregistration (and labels that follow t2), photometric jitter and restyling, appearance
+change, roof lean, sensor degradation, crops and the eight dihedral transforms."""
 
 from __future__ import annotations
 

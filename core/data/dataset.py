@@ -1,4 +1,4 @@
-"""`python -m core generate-dataset`: synthetic change pairs from single-temporal image + building-mask folders.
+"""Synthetic change datasets (`python -m core generate-dataset`): change pairs from single-temporal image + building-mask folders.
 
 Each pair `k` is drawn from its own random generator seeded by (seed, k), so any shard of any run reproduces the
 same pair; a pair is finished when its `meta.json` (written last) exists, which makes runs resumable and lets
@@ -7,7 +7,7 @@ shards (`--shard i/n` takes the pairs with k % n == i) run on any number of proc
 Output: `OUT/<k:06d>/{t1,t2}.png` (RGB), `mask_t1.png`, `mask_t2.png` (building 255), `change.png` (change
 255), `meta.json`; `OUT/dataset.json` holds the settings.
 
-Realism tricks (on by default; `../shared/notes/findings.md`): independent colour/brightness jitter, blur/noise
+Realism tricks (on by default): independent colour/brightness jitter, blur/noise
 per date, unlabelled appearance change in t2 (recoloured ground, shadows, re-coloured kept roofs, roofs leaning
 0–3 px as seen from another angle: the negatives that raise a detector's precision), 0–2 px misregistration of
 t2 (created buildings' labels and `mask_t2` move with it; removed ones stay on t1), random t1/t2 swap, a share of

@@ -1,4 +1,4 @@
-"""TODO docstring."""
+"""Real labelled change pairs for evaluation: A/ B/ label/ folders (LEVIR-CD, DSIFN) or xBD images/ masks/."""
 
 import os
 from collections.abc import Iterator

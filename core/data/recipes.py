@@ -1,4 +1,5 @@
-"""TODO docstring."""
+"""How one synthetic pair of `generate-dataset` is made (`Settings`, `make_pair`): a crop, events, synthesis
+and the realism tricks, or a STAR pair."""
 
 from __future__ import annotations
 

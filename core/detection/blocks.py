@@ -1,4 +1,5 @@
-"""TODO docstring."""
+"""Blocks the ChangeStar models share: FPN, bilinear upsamplers (corner-aligned, as the official models),
+ImageNet statistics and the output dataclass."""
 
 from dataclasses import dataclass
 

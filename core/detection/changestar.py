@@ -39,7 +39,7 @@ class ChangeStarConfig:
             )
 
 
-class BasicBlock(nn.Module):
+class ResNetBlock(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, stride: int):
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False)
@@ -74,8 +74,8 @@ class ResNet18Trunk(nn.Module):
         for index in range(1, 5):
             stride = 1 if index == 1 else 2
             layer = nn.Sequential(
-                BasicBlock(widths[index - 1], widths[index], stride),
-                BasicBlock(widths[index], widths[index], 1),
+                ResNetBlock(widths[index - 1], widths[index], stride),
+                ResNetBlock(widths[index], widths[index], 1),
             )
             setattr(self, f"layer{index}", layer)
 

@@ -1,4 +1,4 @@
-"""`python -m core evaluate --pairs DIR`: zero-shot change detection scores on real labelled pairs.
+"""Zero-shot change detection scores on real labelled pairs (`python -m core evaluate`).
 
 Pixel precision, recall, F1 and IoU pooled over all pairs of a folder, for the detector and, on the same pairs,
 the classical unsupervised references (CVA + Otsu, PCA-KMeans) and "everything changed" (the score of a detector
@@ -37,7 +37,7 @@ def evaluate_pairs(
     """Pooled scores per method and the list of evaluated pairs."""
     detector = None
     if model:
-        from ..device import _use_bf16, pick_device
+        from ..device import pick_device, use_bf16
         from .inference import predict_array
         from .loading import load_detector
 
@@ -45,7 +45,7 @@ def evaluate_pairs(
         loaded = load_detector(model, torch_device)
         detector = loaded.model
         threshold = loaded.threshold if threshold is None else threshold
-        bf16 = _use_bf16(precision, torch_device)
+        bf16 = use_bf16(precision, torch_device)
     totals: dict[str, np.ndarray] = {}
     names = []
     started = time.time()

@@ -1,4 +1,4 @@
-"""`python -m core detect T1 T2 -o CHANGE.tif`: ChangeStar change detection on rasters of any size.
+"""ChangeStar change detection on arrays and on rasters of any size (`python -m core detect`).
 
 Tiled windowed inference: each tile is read with context around its owned centre (`core.tiling.TileGrid`), run
 through the model, and only the owned centre is written, so there are no seams and memory does not grow with the
@@ -19,7 +19,7 @@ import rasterio
 import torch
 from rasterio.warp import transform_bounds
 
-from ..device import _use_bf16, describe_device, pick_device
+from ..device import describe_device, pick_device, use_bf16
 from ..errors import Canceled, InputError
 from ..io.rasters import (
     GeoTiffWriter,
@@ -207,7 +207,7 @@ def detect_change(
     if threshold is not None and not 0.0 < threshold < 1.0:
         raise InputError(f"--threshold must be between 0 and 1 (exclusive), got {threshold}.")
     torch_device = pick_device(device)
-    bf16 = _use_bf16(precision, torch_device)
+    bf16 = use_bf16(precision, torch_device)
     aligned = _Aligned(t1_path, t2_path, bands1, bands2)
     net, model_threshold = _prepare_model(model, torch_device)
     threshold = model_threshold if threshold is None else threshold

@@ -1,4 +1,5 @@
-"""TODO docstring."""
+"""Loading a detector: shipped .safetensors models, Changen's released 1×96 R-18 and Changen2's 1×256 SAM
+checkpoints (recognised by their keys)."""
 
 from dataclasses import dataclass
 from pathlib import Path

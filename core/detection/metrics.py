@@ -1,4 +1,4 @@
-"""TODO docstring."""
+"""Pixel metrics: precision, recall, F1 and IoU from pooled counts; the threshold sweep with calibration bins."""
 
 from dataclasses import dataclass
 

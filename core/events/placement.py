@@ -1,4 +1,5 @@
-"""TODO docstring."""
+"""Creating objects (Changen §3.2.1): a copied or given shape, rotated and scaled, placed where it overlaps
+nothing (50 random tries, then an exhaustive search)."""
 
 from __future__ import annotations
 

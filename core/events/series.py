@@ -1,4 +1,5 @@
-"""TODO docstring."""
+"""Event series (Changen2's mask sequences): a Markov chain of steps from `S_0`, one seed per step, the event
+log, and the unlabeled (S0) mode."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""TODO docstring."""
+"""The label state `S_t`: semantic classes plus object instances, with a per-instance index."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""TODO docstring."""
+"""Class transitions of connected land-cover regions (Changen2's third change event) over OpenEarthMap's eight
+classes: a region switches with some probability to a class drawn from a transition table."""
 
 from __future__ import annotations
 
@@ -16,16 +17,20 @@ from .state import FOUR_CONNECTED
 # OpenEarthMap's land-cover classes, in its label order (0 = unknown / background).
 OEM_CLASSES = ("bareland", "rangeland", "developed", "road", "tree", "water", "agriculture", "building")
 
-# Plausible land-cover changes between OpenEarthMap classes (from -> allowed targets, equally likely).
+# Changen2's published OpenEarthMap transition table (from -> allowed targets, equally likely): `OEM_Transition` in
+# torchange, github.com/Z-Zheng/pytorch-change-models, torchange/models/changen2/change_event_simulation.py.
+# Two differences, both because `TransitionTable` is conditioned on a change happening: agriculture's published
+# row also lists agriculture itself (a draw that leaves the region as it was) and background's row (any class);
+# here class 0 (unknown) never changes and a transition always changes the class.
 OEM_DEFAULT_TRANSITIONS = {
-    "bareland": ("rangeland", "developed", "road", "tree", "water", "agriculture", "building"),
-    "rangeland": ("bareland", "developed", "road", "tree", "water", "agriculture", "building"),
-    "developed": ("bareland", "rangeland", "road", "tree", "building"),
+    "bareland": ("rangeland", "developed", "tree", "water", "agriculture"),
+    "rangeland": ("bareland", "developed", "tree", "water", "agriculture"),
+    "developed": ("bareland", "rangeland", "tree", "water", "agriculture"),
     "road": ("bareland", "developed", "tree", "water"),
-    "tree": ("bareland", "rangeland", "developed", "road", "agriculture", "building"),
+    "tree": ("bareland", "rangeland", "developed", "water", "agriculture"),
     "water": ("bareland", "rangeland", "developed", "tree", "agriculture"),
-    "agriculture": ("bareland", "rangeland", "developed", "road", "tree", "water", "building"),
-    "building": ("bareland", "rangeland", "developed", "tree"),
+    "agriculture": ("bareland", "rangeland", "developed", "tree", "water"),
+    "building": ("developed", "tree", "water"),
 }
 
 

@@ -1,4 +1,4 @@
-"""TODO docstring."""
+"""Writing an event series: masks, instance rasters and change masks (GeoTIFF), `events.json` and `series.png`."""
 
 from __future__ import annotations
 

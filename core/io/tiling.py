@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 from rasterio.windows import Window
 
+from ..errors import InputError
+
 
 def window_slices(
     window: Window, margin: int = 0, shape: tuple[int, int] | None = None
@@ -68,9 +70,11 @@ class TileGrid:
 
     def __init__(self, height: int, width: int, tile: int, overlap: int):
         if height <= 0 or width <= 0:
-            raise ValueError(f"raster size must be positive, got {height}×{width}")
+            raise InputError(f"raster size must be positive, got {height}×{width}")
         if overlap < 0 or tile - 2 * overlap <= 0:
-            raise ValueError(f"tile ({tile}) must be larger than twice the overlap ({overlap})")
+            raise InputError(
+                f"tile ({tile}) must be larger than twice the overlap ({overlap}): choose a larger tile or a smaller overlap"
+            )
         self.height, self.width, self.tile, self.overlap = height, width, tile, overlap
         self._rows = _spans(height, tile, overlap)
         self._cols = _spans(width, tile, overlap)

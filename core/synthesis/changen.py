@@ -1,4 +1,5 @@
-"""TODO docstring."""
+"""The Changen generator on images of any size: tiles with overlap, centre-crop stitching and noise drawn per
+32-px block of the whole raster, so stitched tiles agree."""
 
 from __future__ import annotations
 

@@ -86,7 +86,7 @@ def conv(
     in_channels: int, out_channels: int, kernel: int = 3, stride: int = 1, padding_mode: str = "reflect"
 ) -> nn.Module:
     """Spectrally normalised conv. The generator pads by reflection: zero padding let it paint stripes along
-    crop borders (findings.md), which would also show as seams between tiles at inference."""
+    crop borders in early runs, which would also show as seams between tiles at inference."""
     layer = nn.Conv2d(
         in_channels, out_channels, kernel, stride=stride, padding=kernel // 2, padding_mode=padding_mode
     )
@@ -102,7 +102,7 @@ def one_hot(semantic: torch.Tensor, num_classes: int, dtype: torch.dtype) -> tor
 
 
 # ----------------------------------------------------------------------------------------------- image encoder
-class BasicBlock(nn.Module):
+class EncoderResBlock(nn.Module):
     """ResNet-18 basic block (two 3×3 convs), group norm, projection shortcut when the shape changes."""
 
     def __init__(self, in_channels: int, out_channels: int, stride: int):
@@ -148,7 +148,9 @@ class ImageEncoder(nn.Module):
         for index, channels in enumerate(stages):
             stride = 1 if index == 0 else 2
             layers.append(
-                nn.Sequential(BasicBlock(previous, channels, stride), BasicBlock(channels, channels, 1))
+                nn.Sequential(
+                    EncoderResBlock(previous, channels, stride), EncoderResBlock(channels, channels, 1)
+                )
             )
             previous = channels
         self.layers = nn.ModuleList(layers)

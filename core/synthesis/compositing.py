@@ -1,4 +1,5 @@
-"""TODO docstring."""
+"""Compositing synthesized pixels into the input: the `keep` mode (input outside the change, colour-harmonised
+generator output inside), feathering and the shared input check."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The paper's learning-free synthesis baselines, driven by the events of `core.events.simulate_step`.
+"""The Copy-Paste synthesis baseline (creation only), driven by the events of `core.events.step.simulate_step`.
 
 - Copy-Paste (creation only): each created object gets the pixels of the instance its shape was copied from,
   rotated and scaled like the event, with an edge feathered inside the footprint.

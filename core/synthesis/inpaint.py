@@ -1,4 +1,4 @@
-"""TODO docstring."""
+"""The Inpainting baseline (removal only): removed objects filled by Telea inpainting or nearby ground texture."""
 
 from __future__ import annotations
 

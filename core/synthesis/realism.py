@@ -18,7 +18,9 @@ import torch
 from scipy import linalg
 
 FEATURE_SIZE = 224
-CHANGE_MARGIN = 3  # pixels around the change excluded from "outside" (edges, feathering, inpainting rims)
+FIDELITY_CHANGE_MARGIN = (
+    3  # pixels around the change excluded from "outside" (edges, feathering, inpainting rims)
+)
 SSIM_SIGMA = 1.5
 SSIM_REACH = 5  # ≈ 3 σ: SSIM at a pixel sees this far, so it is taken this much further from the change
 KID_SUBSET = 100
@@ -140,12 +142,12 @@ def change_fidelity(pre: np.ndarray, post: np.ndarray, removed: np.ndarray, crea
     """In/out-of-change fidelity of one synthesized pair (images `(H, W, 3)` uint8, masks `(H, W)` bool).
 
     `mad_*`: mean absolute difference post − pre (0–255, averaged over channels) inside removed footprints,
-    inside created footprints and outside the change (a `CHANGE_MARGIN` px band around it excluded);
+    inside created footprints and outside the change (a `FIDELITY_CHANGE_MARGIN` px band around it excluded);
     `*_ratio`: inside ÷ outside; `ssim_outside`: mean SSIM outside the change (beyond the SSIM window's reach); `removed_to_ring_pre/post`: mean
     colour distance of the removed footprints to a 5-px ring around them, before and after (a removal that
     blends in brings it down)."""
     change = removed | created
-    outside = ~(change | _ring(change, CHANGE_MARGIN))
+    outside = ~(change | _ring(change, FIDELITY_CHANGE_MARGIN))
     difference = np.abs(post.astype(np.float32) - pre.astype(np.float32)).mean(axis=2)
 
     def mean_over(mask):
@@ -156,7 +158,7 @@ def change_fidelity(pre: np.ndarray, post: np.ndarray, removed: np.ndarray, crea
         "mad_created": mean_over(created),
         "mad_outside": mean_over(outside),
     }
-    far_outside = ~(change | _ring(change, CHANGE_MARGIN + SSIM_REACH))
+    far_outside = ~(change | _ring(change, FIDELITY_CHANGE_MARGIN + SSIM_REACH))
     ssim = ssim_map(_grey(pre), _grey(post))
     result["ssim_outside"] = float(ssim[far_outside].mean()) if far_outside.any() else float("nan")
     floor = max(result["mad_outside"], 1e-3)

@@ -1,4 +1,4 @@
-"""Change synthesis `I_t+1 = G(S_t+1, I_t, S_t, z)` over an event series, and `python -m core synthesize`.
+"""Change synthesis `I_t+1 = G(S_t+1, I_t, S_t, z)` over an event series (`python -m core synthesize`).
 
 Methods: `changen` (the trained generator, tiled with overlap and centre-crop stitching so memory does not grow
 with the raster), `changen2` (Changen2's RS-DiT latent diffusion with latent mixing, sampled only around the
@@ -89,7 +89,7 @@ def synthesize_step(
         )
     if method == "changen":
         if generator is None:
-            raise ValueError("method 'changen' needs a generator (core.changen_gan.load_generator)")
+            raise ValueError("method 'changen' needs a generator (core.synthesis.changen_gan.load_generator)")
         seed = int(rng.integers(2**63))
         return changen_synthesize(
             generator,

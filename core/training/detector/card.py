@@ -1,4 +1,4 @@
-"""TODO docstring."""
+"""The detector's model card and the commands that reproduce it."""
 
 import json
 from pathlib import Path
@@ -121,7 +121,7 @@ def write_model_card(
         f"{config.get('decoder_channels')} channels at stride 4) + ChangeMixin (3×3 conv on both date orders, "
         "summed) + 1×1 conv + ×4 bilinear; one encoder shared by both dates.",
         "- Input: t1|t2 RGB, 0–255, any size (padded to multiples of 32); normalised inside as (x/255−0.5)/0.5. "
-        f"Output: change probability. Load with `core.changestar.load_detector('{name}')`.",
+        f"Output: change probability. Load with `core.detection.loading.load_detector('{name}')`.",
         f"- Decision threshold: **{config.get('threshold')}** (chosen on held-out synthetic pairs, see below).",
         "",
         "## Training data (synthetic only; no real change label was used)",

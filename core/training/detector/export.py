@@ -1,4 +1,5 @@
-"""TODO docstring."""
+"""Exporting a detector run: weights with their synthetic-validation threshold, zero-shot reports and the
+sample grid of the model card."""
 
 import itertools
 import json

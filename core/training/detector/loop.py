@@ -1,4 +1,4 @@
-"""`python -m core train-detector`: train ChangeStar on synthetic pairs; resumable, torchrun-capable.
+"""The detector training loop: ChangeStar on synthetic pairs; resumable, torchrun-capable.
 
 Sources: pair folders written by `python -m core generate-dataset` (t1.png, t2.png, change.png per pair) and
 STAR pairs made on the fly from single-temporal building tiles (t2 = another crop, change = XOR of the masks).
@@ -23,7 +23,7 @@ from ...data.buildings import load_building_tiles
 from ...data.pairs import find_pair_folders, is_validation_pair
 from ...detection.changestar import ChangeStarConfig, build_changestar
 from ...detection.metrics import threshold_sweep
-from ...device import _use_bf16, pick_device
+from ...device import pick_device, use_bf16
 from ...paths import shared_data_dir
 from .model import (
     bce_dice_loss,
@@ -56,7 +56,7 @@ def train(args) -> int:
         torch.set_num_threads(args.threads)
     run_dir: Path = args.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
-    bf16 = _use_bf16(args.precision, device)
+    bf16 = use_bf16(args.precision, device)
 
     tiles = [] if args.no_star else load_building_tiles(args.star or shared_data_dir() / "buildings")
     pair_folders = find_pair_folders(args.pairs)

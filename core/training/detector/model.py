@@ -1,4 +1,5 @@
-"""TODO docstring."""
+"""The detector's training pieces: BCE + Dice loss, learning-rate schedule, frozen encoder stages, initial
+weights and validation predictions."""
 
 from pathlib import Path
 

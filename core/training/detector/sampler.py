@@ -1,4 +1,5 @@
-"""TODO docstring."""
+"""Training pairs for the detector, mixed from generated pair folders, STAR pairs and restyled no-change pairs,
+with appearance change and misregistration per date."""
 
 from pathlib import Path
 

@@ -1,4 +1,4 @@
-"""TODO docstring."""
+"""Exporting a generator run: the EMA weights as a shipped .safetensors model and its model card."""
 
 import csv
 from pathlib import Path
@@ -10,7 +10,7 @@ from ...atomic import write_png_atomic, write_text_atomic
 from ...data.buildings import building_shape_bank, generator_tiles
 from ...synthesis.changen_gan import build_generator, count_parameters
 from ...weights import save_weights
-from .samples import evaluation_samples, fidelity_metrics, sample_grid, synthesize
+from .samples import evaluation_samples, fidelity_metrics, sample_grid, synthesize_samples
 from .trainer import load_checkpoint
 
 DATA_LICENCE = (
@@ -45,12 +45,15 @@ def export_generator(out: Path, target: Path) -> dict:
     tiles = generator_tiles()
     samples = evaluation_samples(tiles, building_shape_bank(tiles), 128, count=None)
     synthesized = np.concatenate(
-        [synthesize(generator, samples[i : i + 8], i, torch.device("cpu")) for i in range(0, len(samples), 8)]
+        [
+            synthesize_samples(generator, samples[i : i + 8], i, torch.device("cpu"))
+            for i in range(0, len(samples), 8)
+        ]
     )
     metrics = fidelity_metrics(samples, synthesized)
     second_draw = np.concatenate(
         [
-            synthesize(generator, samples[i : i + 8], 10_000 + i, torch.device("cpu"))
+            synthesize_samples(generator, samples[i : i + 8], 10_000 + i, torch.device("cpu"))
             for i in range(0, len(samples), 8)
         ]
     )
@@ -97,7 +100,7 @@ def model_card(target, config, args, metrics, evaluated, losses, parameters) -> 
 
 `I_t+1 = G(S_t+1, I_t, S_t, z)` from Changen (Zheng et al., ICCV 2023, section 3.2), built from the paper in
 `core/changen_gan.py` (the authors never released it) and trained on this project's CPU. Load it with
-`core.changen_gan.load_generator("{target.stem}")`; images in [-1, 1], masks 0 = background, 1 = building,
+`core.synthesis.changen_gan.load_generator("{target.stem}")`; images in [-1, 1], masks 0 = background, 1 = building,
 H and W multiples of 32 (at least 64).
 
 ## Licence and data
@@ -124,8 +127,8 @@ spectral norm; reflection padding; bilinear upsampling; tanh. Discriminator: OAS
 - Losses, mean of the last logged rows: {loss_line}.
 - **Deviation from the paper:** the paper trains with adversarial losses only. Here G also minimises
   {training["lowfreq_weight"]} × L1 between 4×4-average-pooled G output and I_t on pixels ≥ 3 px from any change
-  (`--lowfreq-weight`, 0 restores the paper). Without it a CPU-budget run learned to ignore the pre-event image
-  (see `../shared/notes/findings.md`).
+  (`--lowfreq-weight`, 0 restores the paper). Without it a CPU-budget run learned to ignore the pre-event image (an early
+  CPU run of this project).
 
 ## Fidelity on held-out crops
 {evaluated} held-out 128² crops with buildings (each with a removal, a creation or both), one noise draw each:
@@ -138,7 +141,7 @@ Noise diversity (mean abs difference between two noise draws, 0-255 scale): {met
 inside the change, {metrics["noise_diversity_outside"]:.1f} outside.
 
 Higher ratios mean the changed buildings really changed while the rest stayed; 1.0 would mean no change-specific
-edit at all. Reference (findings.md, a similar model after ~3,250 steps): 3.1-3.5, 3.4-3.9, 0.91-0.94.
+edit at all. Reference (an earlier model of this project after ~3,250 steps): 3.1-3.5, 3.4-3.9, 0.91-0.94.
 
 ## Samples
 `{target.stem}_samples.png`: held-out crops; columns pre image | pre mask | post mask (red removed, green created)

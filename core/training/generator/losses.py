@@ -1,9 +1,10 @@
-"""TODO docstring."""
+"""The generator's losses: OASIS class-balanced cross-entropy for the discriminator and the low-frequency
+layout term (a deviation from the paper, `--lowfreq-weight 0` turns it off)."""
 
 import torch
 import torch.nn.functional as F
 
-CHANGE_MARGIN = 3  # pixels around a change excluded from the low-frequency loss
+LOWFREQ_CHANGE_MARGIN = 3  # pixels around a change excluded from the low-frequency loss
 LOWFREQ_POOL = 4  # blur = 4×4 average pooling
 
 
@@ -26,8 +27,10 @@ def fake_ce(logits: torch.Tensor) -> torch.Tensor:
 
 
 def unchanged_low_res(change: torch.Tensor) -> torch.Tensor:
-    """(B, 1, H/4, W/4): 1 where a 4×4 cell is at least CHANGE_MARGIN px from every changed pixel."""
-    near_change = F.max_pool2d(change.float().unsqueeze(1), 2 * CHANGE_MARGIN + 1, 1, CHANGE_MARGIN)
+    """(B, 1, H/4, W/4): 1 where a 4×4 cell is at least LOWFREQ_CHANGE_MARGIN px from every changed pixel."""
+    near_change = F.max_pool2d(
+        change.float().unsqueeze(1), 2 * LOWFREQ_CHANGE_MARGIN + 1, 1, LOWFREQ_CHANGE_MARGIN
+    )
     return 1 - F.max_pool2d(near_change, LOWFREQ_POOL)
 
 

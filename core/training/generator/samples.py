@@ -1,4 +1,5 @@
-"""TODO docstring."""
+"""Generator training samples: batches of crops with simulated change, evaluation samples, fidelity metrics and
+sample grids."""
 
 import cv2
 import numpy as np
@@ -45,21 +46,21 @@ def evaluation_samples(
     return samples
 
 
-def to_uint8(images: torch.Tensor) -> np.ndarray:
+def images_to_uint8(images: torch.Tensor) -> np.ndarray:
     return ((images.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
 
 
 @torch.no_grad()
-def synthesize(generator, samples: list[ChangeSample], seed: int, device) -> np.ndarray:
+def synthesize_samples(generator, samples: list[ChangeSample], seed: int, device) -> np.ndarray:
     batch = to_tensors(samples, device)
     noise = torch.Generator(device="cpu").manual_seed(seed)
     out = generator(batch["image"], batch["semantic_t"], batch["semantic_t1"], noise)
-    return to_uint8(out)
+    return images_to_uint8(out)
 
 
 def fidelity_metrics(samples: list[ChangeSample], synthesized: np.ndarray) -> dict[str, float]:
     """|post − pre| inside removed (created) buildings ÷ outside the change, and the layout correlation of
-    blurred pre and post images outside the change (findings.md's three numbers)."""
+    blurred pre and post images outside the change (the three numbers of the model card)."""
     inside_removed, inside_created, outside, correlations = [], [], [], []
     for sample, post in zip(samples, synthesized, strict=True):
         difference = np.abs(post.astype(np.float32) - sample.image.astype(np.float32)).mean(axis=2)

@@ -1,4 +1,4 @@
-"""`python -m core train-generator`: bitemporal adversarial training of the Changen generator (Algorithm 1).
+"""Bitemporal adversarial training of the Changen generator (Changen Algorithm 1; `python -m core train-generator`).
 
 Each step: crops I_t, S_t from the real building tiles, S_t+1 = F(S_t) from `core.events`, fake = G(S_t+1, I_t,
 S_t, z); the OASIS discriminator learns real = (I_t, S_t) and fake = (fake, S_t+1) with class-balanced
@@ -6,7 +6,7 @@ cross-entropy over N + 1 classes; G learns to make D label its output as S_t+1.
 
 Deviation from the paper (switch: `--lowfreq-weight`, 0 = the paper's adversarial-only objective): λ · L1 between
 blurred G output and blurred I_t on pixels at least 3 px away from any change. On this small CPU budget the
-adversarial-only objective first learns to ignore the pre-event image (see ../shared/notes/findings.md); the
+adversarial-only objective first learns to ignore the pre-event image (seen in an early run); the
 low-frequency term keeps the layout while texture stays free.
 
 Resumable (`--resume`; checkpoints every few minutes, atomically, with optimisers, EMA and step; the data and
