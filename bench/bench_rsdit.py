@@ -48,7 +48,7 @@ def median_seconds(call, repeats: int, bf16: bool) -> float:
 
 
 def load_generator(args):
-    from core.data.label_spaces import PROJECT_CLASSES
+    from core.events.classes import PROJECT_CLASSES
     from core.paths import MODELS_DIR
     from core.synthesis.diffusion.autoencoder import AUTOENCODER_PRESETS, LatentCodec, build_autoencoder
     from core.synthesis.diffusion.change_sampler import LatentDiffusionGenerator, load_latent_diffusion
@@ -101,7 +101,7 @@ def main() -> int:
                     f"| {name} | {size}² | {precision} | {seconds * 1000:.0f} | {flops / 1e9:.1f} | {rate:.0f} | "
                     f"{100 * rate / peaks[precision]:.0f} |"
                 )
-    from core.data.label_spaces import BUILDING
+    from core.events.classes import BUILDING
     from core.synthesis.diffusion.change_sampler import synthesize_change
 
     rng = np.random.default_rng(0)

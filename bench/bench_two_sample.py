@@ -222,7 +222,7 @@ def load_generator(method: str, args):
 
 
 def project_classes(semantic: np.ndarray) -> np.ndarray:
-    from core.data.label_spaces import BUILDING
+    from core.events.classes import BUILDING
 
     return np.where(semantic > 0, BUILDING, 0).astype(np.uint8)
 

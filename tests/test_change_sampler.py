@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from core.data.label_spaces import BUILDING, PROJECT_CLASSES
 from core.errors import Canceled, InputError
+from core.events.classes import BUILDING, PROJECT_CLASSES
 from core.synthesis.diffusion.autoencoder import (
     AutoencoderConfig,
     LatentCodec,

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from core.__main__ import main
-from core.data.label_spaces import BUILDING, PROJECT_CLASSES, one_hot, to_project_classes
 from core.errors import InputError
+from core.events.classes import BUILDING, PROJECT_CLASSES, one_hot, to_project_classes
 from core.synthesis.diffusion.autoencoder import (
     AutoencoderConfig,
     LatentCodec,

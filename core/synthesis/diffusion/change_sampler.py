@@ -26,8 +26,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ...data.label_spaces import BUILDING, PROJECT_CLASSES, UNLABELED
 from ...errors import Canceled, InputError
+from ...events.classes import BUILDING, PROJECT_CLASSES, UNLABELED
 from .autoencoder import LatentCodec, load_autoencoder
 from .process import make_sampler
 from .rsdit import RSDiT, RSDiTConfig, build_rsdit, load_official_rsdit

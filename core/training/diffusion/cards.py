@@ -117,7 +117,7 @@ def edited_classes(classes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     region of another class becomes building."""
     import cv2
 
-    from ...data.label_spaces import BUILDING, UNLABELED
+    from ...events.classes import BUILDING, UNLABELED
 
     after = classes.copy()
     source, target = (
@@ -172,7 +172,7 @@ def write_denoiser_card(args, config: dict, device) -> None:
 RS-DiT (`core/synthesis/diffusion/rsdit.py`, the official module layout), preset `cpu`: depth {rsdit['depth']},
 hidden {rsdit['hidden_size']}, {rsdit['num_heads']} heads, patch {rsdit['patch_size']}, window 8×8 tokens in three of
 four blocks; condition: one-hot of the {len(config['classes'])} project classes ({', '.join(config['classes'])}),
-see `core/data/label_spaces.py`. Latent space: `{config['autoencoder']}` (digest {config['autoencoder_digest']}).
+see `core/events/classes.py`. Latent space: `{config['autoencoder']}` (digest {config['autoencoder_digest']}).
 EMA weights (decay {args.ema}) stored in bf16.
 
 ## Data

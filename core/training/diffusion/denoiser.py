@@ -2,7 +2,7 @@
 in the latent space of a frozen autoencoder, conditioned on the one-hot project class map.
 
 Data: building tiles ({building, unlabeled}) and land-cover maps (each source mapped onto the project classes by
-`core.data.label_spaces`), sources drawn evenly, 256² crops with 0.5–1× scale jitter and the eight dihedral
+`core.events.classes`), sources drawn evenly, 256² crops with 0.5–1× scale jitter and the eight dihedral
 transforms. The held-out images are those the autoencoder held out (the same stable hash). Resumable: the same
 command continues from `checkpoint.pt` (tensors and plain values, loaded with `weights_only=True`).
 """
@@ -19,8 +19,8 @@ import torch
 from PIL import Image
 
 from ...atomic import atomic_path
-from ...data.label_spaces import PROJECT_CLASSES, to_project_classes
 from ...errors import InputError
+from ...events.classes import PROJECT_CLASSES, to_project_classes
 from ...paths import shared_data_dir
 from ...synthesis.diffusion.autoencoder import load_autoencoder
 from ...synthesis.diffusion.process import GaussianDiffusion
