@@ -22,11 +22,11 @@ from qgis.core import (
 from ..core.errors import InputError
 from .algorithms import ChangenAlgorithm, progress_callbacks
 
-METHODS = (
+METHODS = (  # new methods go last: saved models and qgis_process calls pass the index
     ("changen", "Changen generator"),
-    ("changen2", "Changen2 RS-DiT (latent diffusion)"),
     ("copy-paste", "Copy-Paste"),
     ("inpainting", "Inpainting"),
+    ("changen2", "Changen2 RS-DiT (latent diffusion)"),
 )
 UNCHANGED = (
     ("keep", "Keep the image outside the change (an edit)"),

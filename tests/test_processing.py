@@ -538,3 +538,29 @@ def test_detect_names_a_missing_model_and_the_fix(provider, levir_pair, tmp_path
             },
         )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_synthesize_with_the_rsdit_generator_through_processing(provider, joplin_crop, shared_data, tmp_path):
+    """Changen2's RS-DiT (`changen2`, the last method) runs from Processing: only the edited windows change."""
+    import processing
+
+    results = processing.run(
+        "changen:synthesize",
+        {
+            "INPUT": str(joplin_crop),
+            "BUILDINGS": str(shared_data / JOPLIN_FOOTPRINTS),
+            "METHOD": 3,
+            "STEPS": 1,
+            "REMOVE": 1,
+            "CREATE": 1,
+            "SEED": 2,
+            "OUTPUT": str(tmp_path / "out"),
+        },
+        feedback=RecordingFeedback(),
+    )
+    assert results["REMOVED"] == 1
+    source, _ = _read(joplin_crop)
+    post, _ = _read(results["POST_IMAGE"])
+    changed = _read(results["CHANGE"])[0][0] > 0
+    difference = np.abs(post.astype(int) - source.astype(int)).sum(axis=0)
+    assert changed.any() and difference[changed].mean() > 5 * max(difference[~changed].mean(), 0.01)
