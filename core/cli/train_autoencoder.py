@@ -15,12 +15,11 @@ from ..training.diffusion.autoencoder import (
     evaluate,
     evaluation_crops,
     export_autoencoder,
-    load_checkpoint,
     load_training_images,
     random_crops,
-    save_checkpoint,
     to_signed,
 )
+from ..training.diffusion.checkpoints import load_checkpoint, save_checkpoint
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

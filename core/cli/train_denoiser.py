@@ -10,13 +10,12 @@ import numpy as np
 import torch
 
 from ..synthesis.diffusion.rsdit import PRESETS
+from ..training.diffusion.checkpoints import load_checkpoint, save_checkpoint
 from ..training.diffusion.denoiser import (
     DenoiserTrainer,
     export_denoiser,
-    load_checkpoint,
     load_labelled_images,
     random_labelled_crops,
-    save_checkpoint,
 )
 
 

@@ -21,7 +21,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
 
-from ...atomic import atomic_path
 from ...errors import InputError
 from ...paths import shared_data_dir
 from ...synthesis.diffusion.autoencoder import (
@@ -31,6 +30,7 @@ from ...synthesis.diffusion.autoencoder import (
     load_autoencoder,
     save_autoencoder,
 )
+from .checkpoints import load_checkpoint
 
 # RGB sources (Vaihingen is near-infrared false colour and SpaceNet Atlanta panchromatic: not RGB, left out)
 IMAGE_GLOBS = (
@@ -267,22 +267,6 @@ class Trainer:
             logs["d"] = d_loss.item()
         self.step += 1
         return logs
-
-
-def checkpoint_path(run_dir: Path) -> Path:
-    return run_dir / "checkpoint.pt"
-
-
-def save_checkpoint(run_dir: Path, state: dict) -> None:
-    with atomic_path(checkpoint_path(run_dir)) as tmp:
-        torch.save(state, tmp)
-
-
-def load_checkpoint(run_dir: Path) -> dict | None:
-    path = checkpoint_path(run_dir)
-    if not path.is_file():
-        return None
-    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def evaluate(codec: LatentCodec, crops: np.ndarray, device) -> dict[str, float]:

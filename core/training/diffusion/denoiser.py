@@ -18,7 +18,6 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ...atomic import atomic_path
 from ...errors import InputError
 from ...events.classes import PROJECT_CLASSES, to_project_classes
 from ...paths import shared_data_dir
@@ -26,6 +25,7 @@ from ...synthesis.diffusion.autoencoder import load_autoencoder
 from ...synthesis.diffusion.process import GaussianDiffusion
 from ...synthesis.diffusion.rsdit import RSDiTConfig, build_rsdit
 from .autoencoder import HOLDOUT_EVERY, _stable_bucket, to_signed
+from .checkpoints import load_checkpoint
 
 LABELLED_SOURCES = (  # (glob of images, label folder relative to the image folder, class mapping)
     ("buildings/{name}/images/*.png", "../masks", "buildings"),
@@ -204,20 +204,6 @@ class DenoiserTrainer:
                     errors.append(((out[:, : x0.shape[1]] - noise[part]) ** 2).mean(dim=(1, 2, 3)))
                 scores[f"mse_t{step}"] = round(float(torch.cat(errors).mean()), 5)
         return scores
-
-
-def checkpoint_path(run_dir: Path) -> Path:
-    return run_dir / "checkpoint.pt"
-
-
-def save_checkpoint(run_dir: Path, state: dict) -> None:
-    with atomic_path(checkpoint_path(run_dir)) as tmp:
-        torch.save(state, tmp)
-
-
-def load_checkpoint(run_dir: Path) -> dict | None:
-    path = checkpoint_path(run_dir)
-    return torch.load(path, map_location="cpu", weights_only=True) if path.is_file() else None
 
 
 def export_denoiser(run_dir: Path, target: Path, autoencoder: Path) -> dict:
