@@ -35,10 +35,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     from tqdm import tqdm
 
-    with tqdm(total=100, unit="%", bar_format="{l_bar}{bar}| {elapsed}<{remaining}") as bar:
+    bars = []  # drawn at the first progress report, once the inputs and the model have been checked
+    try:
 
         def progress(value: float) -> None:
-            bar.update(value - bar.n)
+            if not bars:
+                bars.append(tqdm(total=100, unit="%", bar_format="{l_bar}{bar}| {elapsed}<{remaining}"))
+            bars[0].update(value - bars[0].n)
 
         result = detect_change(
             args.t1,
@@ -56,6 +59,9 @@ def run(args) -> int:
             overlap=args.overlap,
             progress=progress,
         )
+    finally:
+        for bar in bars:
+            bar.close()
     for note in result.notes:
         print(f"note: {note}")
     print(

@@ -21,6 +21,7 @@ from rasterio.warp import transform_bounds
 
 from ..device import describe_device, pick_device, use_bf16
 from ..errors import Canceled, InputError
+from ..guards import check_outputs
 from ..io.rasters import (
     GeoTiffWriter,
     RasterGrid,
@@ -199,6 +200,8 @@ def detect_change(
     is_canceled: Callable[[], bool] | None = None,
 ) -> DetectionResult:
     started = time.time()
+    model_file = model if isinstance(model, str | os.PathLike) else None
+    check_outputs([t1_path, t2_path, model_file], [change_path, probability_path, vector_path])
     bands1 = _parse_bands(bands)
     bands2 = _parse_bands(bands_t2) or bands1
     for band_list in (bands1, bands2):
