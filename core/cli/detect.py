@@ -65,7 +65,13 @@ def run(args) -> int:
     for note in result.notes:
         print(f"note: {note}")
     print(
-        f"{result.change_path}: {result.changed_pixels} changed pixels ({result.changed_area:.6g} map units²) at "
+        f"{result.change_path}: {result.changed_pixels} changed pixels ("
+        + (
+            f"{result.changed_area:.6g} px², no CRS"
+            if result.changed_area_m2 is None
+            else f"{result.changed_area_m2:,.1f} m² ellipsoidal"
+        )
+        + f") at "
         f"threshold {result.threshold:.2f}; {result.tiles} tiles ({result.skipped_tiles} without data skipped), "
         f"{result.device}, {result.seconds:.1f} s"
     )

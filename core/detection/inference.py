@@ -53,7 +53,7 @@ class DetectionResult:
     threshold: float
     changed_pixels: int
     changed_area: float  # in squared map units (pixels for plain images)
-    changed_area_m2: float | None  # from the polygons' areas, when polygons were written
+    changed_area_m2: float | None  # ellipsoidal m² (None without a CRS): the polygons' areas, or the mask's
     polygons: int
     tiles: int
     skipped_tiles: int
@@ -259,6 +259,10 @@ def detect_change(
     if vector_path:
         frame = write_change_polygons(change_path, vector_path)
         polygons, changed_area_m2 = len(frame), float(frame["area_m2"].sum())
+    else:
+        from ..areas import mask_area_m2
+
+        changed_area_m2 = mask_area_m2(change_path)  # ellipsoidal m²; None without a CRS
     if progress is not None:
         progress(100.0)
     pixel_area = abs(grid.transform.a * grid.transform.e - grid.transform.b * grid.transform.d)
