@@ -158,3 +158,33 @@ def test_detection_group_names_both_layers(shared_data, dock, tmp_path):
     finally:
         settings.detector_model = ""
         save_settings(settings)
+
+
+def test_settings_show_the_machine_and_refuse_cuda_without_it(dock):
+    """Item 18: "cuda" was accepted on a machine without CUDA, then every run failed as Critical."""
+    import torch
+
+    from changen.plugin.settings import load_settings, save_settings
+    from changen.ui.settings_dialog import SettingsDialog
+
+    assert not torch.cuda.is_available(), "this test is for machines without CUDA"
+    settings = load_settings()
+    settings.device = "cuda"  # e.g. saved on another machine
+    save_settings(settings)
+    dialog = SettingsDialog(dock)
+    assert "CUDA: not available" in dialog.machine.text() and "CPU:" in dialog.machine.text()
+    cuda_item = dialog.device.model().item(dialog.device.findText("cuda"))
+    assert not cuda_item.isEnabled()
+    assert dialog.device.currentText() == "auto"
+    dialog.accept()
+    assert load_settings().device == "auto"
+
+
+def test_a_cuda_run_without_cuda_is_a_warning_with_the_fix():
+    import pytest
+
+    from core.device import pick_device
+    from core.errors import InputError
+
+    with pytest.raises(InputError, match="Settings"):
+        pick_device("cuda")
