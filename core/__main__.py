@@ -5,6 +5,7 @@ import importlib
 import sys
 
 from .errors import InputError
+from .guards import run_interruptible
 
 COMMANDS = {
     "events": ("cli.events", "simulate change events on building masks or polygons"),
@@ -43,7 +44,7 @@ def main(argv=None) -> int:
     module.add_arguments(parser)
     args = parser.parse_args(argv[1:])
     try:
-        return int(module.run(args) or 0)
+        return run_interruptible(lambda: int(module.run(args) or 0))
     except InputError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .guards import note_written
+
 
 def default_mode() -> int:
     """The permissions a plain `open(path, "w")` would give: 0666 less the umask."""
@@ -34,6 +36,7 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".tmp", create: bool = Tr
         yield Path(tmp)
         os.chmod(tmp, default_mode())
         os.replace(tmp, path)
+        note_written(path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)

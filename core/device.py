@@ -25,7 +25,10 @@ def pick_device(choice: str = "auto") -> torch.device:
     if choice == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if choice == "cuda" and not torch.cuda.is_available():
-        raise InputError("CUDA was requested but torch sees no CUDA device; choose 'cpu' or 'auto'.")
+        raise InputError(  # a user's choice, with its fix (issue 16, item 18)
+            "CUDA was requested but torch sees no CUDA device on this machine; choose 'cpu' or 'auto' (in QGIS: "
+            "Changen → Settings…, which shows what this machine has)."
+        )
     return torch.device(choice)
 
 

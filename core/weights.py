@@ -11,6 +11,7 @@ from safetensors.torch import load_file, save_file
 
 from .atomic import atomic_path
 from .errors import InputError
+from .guards import corrupt_model_error
 from .paths import MODELS_DIR
 
 CONFIG_KEY = "changen_config"
@@ -42,13 +43,20 @@ def save_weights(path: str | os.PathLike, state_dict: dict[str, torch.Tensor], c
 def load_weights(name_or_path: str | os.PathLike, device: str | torch.device = "cpu"):
     """Returns (state_dict, config)."""
     path = resolve_model_path(name_or_path)
-    with safe_open(str(path), framework="pt") as handle:
-        metadata = handle.metadata() or {}
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+    except Exception as error:  # safetensors' SafetensorError, or OSError for an unreadable file
+        raise corrupt_model_error(path, str(error).strip()[:120]) from None
     if CONFIG_KEY not in metadata:
         raise InputError(
             f"{path} has no '{CONFIG_KEY}' metadata: it was not written by Changen's save_weights."
         )
-    return load_file(str(path), device=str(device)), json.loads(metadata[CONFIG_KEY])
+    try:
+        tensors = load_file(str(path), device=str(device))
+    except Exception as error:  # a header that reads, tensors that do not (a truncated file)
+        raise corrupt_model_error(path, str(error).strip()[:120]) from None
+    return tensors, json.loads(metadata[CONFIG_KEY])
 
 
 def load_lite_imagenet(net: torch.nn.Module, variant: str = "lite0") -> None:

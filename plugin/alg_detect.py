@@ -46,6 +46,12 @@ def _style_when_loaded(context, path, style) -> None:
         context.layerToLoadOnCompletionDetails(path).setPostProcessor(_StyleResult(style))
 
 
+def _area_text(result) -> str:
+    if result.changed_area_m2 is None:  # a plain image: no CRS, the area is in pixels
+        return f"{result.changed_area:.6g} px² (no CRS)"
+    return f"{result.changed_area_m2:,.1f} m², ellipsoidal"
+
+
 class DetectChanges(ChangenAlgorithm):
     NAME = "detect"
     DISPLAY_NAME = "Detect changes"
@@ -122,7 +128,7 @@ class DetectChanges(ChangenAlgorithm):
             )
         )
         self.addOutput(QgsProcessingOutputNumber("CHANGED_PIXELS", "Changed pixels"))
-        self.addOutput(QgsProcessingOutputNumber("CHANGED_AREA", "Changed area (squared map units)"))
+        self.addOutput(QgsProcessingOutputNumber("CHANGED_AREA", "Changed area (m², ellipsoidal)"))
         self.addOutput(QgsProcessingOutputNumber("POLYGON_COUNT", "Change polygons"))
         self.addOutput(QgsProcessingOutputNumber("THRESHOLD_USED", "Threshold used"))
 
@@ -162,14 +168,14 @@ class DetectChanges(ChangenAlgorithm):
         for note in result.notes:
             feedback.pushInfo(note)
         feedback.pushInfo(
-            f"{result.changed_pixels} changed pixels ({result.changed_area:.6g} map units²) at threshold "
+            f"{result.changed_pixels} changed pixels ({_area_text(result)}) at threshold "
             f"{result.threshold:.2f}, {result.polygons} polygons; {result.tiles} tiles "
             f"({result.skipped_tiles} without data), {result.device}, {result.seconds:.1f} s"
         )
         results = {
             "OUTPUT": str(result.change_path),
             "CHANGED_PIXELS": result.changed_pixels,
-            "CHANGED_AREA": result.changed_area,
+            "CHANGED_AREA": result.changed_area if result.changed_area_m2 is None else result.changed_area_m2,
             "POLYGON_COUNT": result.polygons,
             "THRESHOLD_USED": result.threshold,
         }

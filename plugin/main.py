@@ -36,11 +36,12 @@ class ChangenPlugin:
 
     def initProcessing(self):  # noqa: N802 (QGIS's name)
         """Idempotent: qgis_process calls it without initGui, the desktop calls it from initGui."""
-        if self.provider is not None or not self.dependencies.ok:
+        if self.provider is not None:
             return
         from .provider import ChangenProvider
 
-        self.provider = ChangenProvider()
+        # With packages missing the provider stays, its algorithms saying what is missing and how to install it.
+        self.provider = ChangenProvider(self.dependencies)
         QgsApplication.processingRegistry().addProvider(self.provider)
 
     def initGui(self):  # noqa: N802 (QGIS's name)

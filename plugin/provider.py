@@ -7,6 +7,12 @@ from . import ICON_PATH
 
 
 class ChangenProvider(QgsProcessingProvider):
+    def __init__(self, dependencies=None):
+        super().__init__()
+        self.dependencies = (
+            dependencies  # a deps.DependencyReport; with missing packages: placeholder algorithms
+        )
+
     def id(self):
         return "changen"
 
@@ -20,6 +26,12 @@ class ChangenProvider(QgsProcessingProvider):
         return QIcon(ICON_PATH)
 
     def loadAlgorithms(self):  # noqa: N802 (QGIS's name)
+        if self.dependencies is not None and not self.dependencies.ok:
+            from .alg_missing import missing_package_algorithms
+
+            for algorithm in missing_package_algorithms(self.dependencies):
+                self.addAlgorithm(algorithm)
+            return
         from .alg_detect import DetectChanges
         from .alg_generate_dataset import GenerateSyntheticDataset
         from .alg_synthesize import SynthesizeChangePair

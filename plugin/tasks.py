@@ -208,6 +208,15 @@ def simulate_edits(request: SynthesisRequest) -> SimulatedEdits:
                     scale=placement.scale,
                 )
             )
+    from .method_scope import limit_to_scope
+
+    planned_removals = len(remove_ids) + request.random_remove * request.steps
+    planned_creations = len(creations) + request.random_create * request.steps
+    removes, creates, scope_notes = limit_to_scope(request.method, planned_removals, planned_creations)
+    notes += (
+        scope_notes  # the events keep only what the method does, so counts, masks and polygons are honest
+    )
+    remove_ids, creations = (remove_ids if removes else []), (creations if creates else [])
     rng = np.random.default_rng(request.seed)
     frames, results = [located.state], []
     for step in range(request.steps):
@@ -217,8 +226,8 @@ def simulate_edits(request: SynthesisRequest) -> SimulatedEdits:
         result = simulate_step(
             frames[-1],
             np.random.default_rng(step_seed),
-            remove=request.random_remove if random else 0,
-            create=request.random_create if random else 0,
+            remove=request.random_remove if random and removes else 0,
+            create=request.random_create if random and creates else 0,
             **explicit,
         )
         result.seed = step_seed

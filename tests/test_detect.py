@@ -200,7 +200,8 @@ def test_polygons_carry_their_area(tmp_path):
     frame = gpd.read_file(tmp_path / "changes.gpkg", layer="changes")
     assert len(written) == 2 == len(frame)
     assert sorted(frame["area"]) == [80.0, 800.0]  # 2 m pixels: 4 m² each
-    assert sorted(frame["area_m2"]) == [80.0, 800.0]
+    # Ellipsoidal m² (issue 16, item 13): 100 km west of the central meridian UTM's scale factor is 0.99972.
+    assert sorted(frame["area_m2"]) == [pytest.approx(80.04, abs=0.01), pytest.approx(800.44, abs=0.01)]
     assert frame.crs == UTM
     with pytest.raises(InputError, match="GeoPackage"):
         write_change_polygons(tmp_path / "mask.tif", tmp_path / "changes.shp")

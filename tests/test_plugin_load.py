@@ -144,7 +144,7 @@ def test_load_with_missing_dependency_names_it_and_the_fix(tmp_path, hidden):
     report = json.loads(lines[-1][len("REPORT ") :])
 
     assert report["dock"], "the dock must still appear, showing what is missing"
-    assert not report["provider"], "the algorithms need the hidden packages"
+    assert report["provider"], "the provider stays; its algorithms say what is missing (issue 16, item 22)"
     assert report["leftovers"] == []
     assert len(report["warnings"]) == 1
     message = report["warnings"][0]

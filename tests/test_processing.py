@@ -564,3 +564,41 @@ def test_synthesize_with_the_rsdit_generator_through_processing(provider, joplin
     changed = _read(results["CHANGE"])[0][0] > 0
     difference = np.abs(post.astype(int) - source.astype(int)).sum(axis=0)
     assert changed.any() and difference[changed].mean() > 5 * max(difference[~changed].mean(), 0.01)
+
+
+def test_detect_reports_the_changed_area_in_ellipsoidal_square_metres(
+    provider, small_detector, levir_pair, tmp_path
+):
+    """Issue 16, item 13: a geographic (EPSG:4326) pair reported its area in square degrees (4e-07)."""
+    import processing
+
+    from core.areas import ellipsoidal_areas
+
+    class Messages(QgsProcessingFeedback):
+        messages = []
+
+        def pushInfo(self, info):  # noqa: N802 (QGIS's name)
+            self.messages.append(info)
+
+    t1, t2 = levir_pair
+    feedback = Messages()
+    parameters = {
+        "T1": str(t1),
+        "T2": str(t2),
+        "MODEL": str(small_detector),
+        "THRESHOLD": 0.3,
+        "TILE": 128,
+        "OVERLAP": 16,
+    }
+    results = processing.run(
+        "changen:detect", {**parameters, "OUTPUT": str(tmp_path / "c.tif")}, feedback=feedback
+    )
+    assert results["CHANGED_PIXELS"] > 0
+    with rasterio.open(t1) as dataset:
+        import shapely
+
+        west, south, east, north = dataset.bounds
+        (whole,) = ellipsoidal_areas([shapely.box(west, south, east, north)], dataset.crs.to_wkt())
+        pixel_m2 = whole / (dataset.width * dataset.height)
+    assert results["CHANGED_AREA"] == pytest.approx(results["CHANGED_PIXELS"] * pixel_m2, rel=1e-3)
+    assert any("m², ellipsoidal" in line for line in feedback.messages), feedback.messages

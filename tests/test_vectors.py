@@ -13,7 +13,8 @@ from core.io.vectors import areas_m2, write_gpkg
 
 def test_areas_in_square_metres_for_projected_and_geographic_crs():
     square = shapely.box(500000, 4100000, 500100, 4100050)  # 100 m × 50 m in UTM 15N
-    assert areas_m2([square], CRS.from_epsg(32615).to_wkt()) == [5000.0]
+    # Ellipsoidal (issue 16, item 13): on the central meridian UTM shrinks lengths by its scale factor 0.9996.
+    assert areas_m2([square], CRS.from_epsg(32615).to_wkt()) == [pytest.approx(5000 / 0.9996**2, rel=1e-5)]
     # About 0.001° × 0.001° at 37° N: 111 m × 89 m.
     degrees = shapely.box(-94.5, 37.0, -94.499, 37.001)
     (area,) = areas_m2([degrees], CRS.from_epsg(4326).to_wkt())

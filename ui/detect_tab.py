@@ -11,6 +11,7 @@ from ..plugin import layers as layer_io
 from ..plugin.settings import load_settings, save_settings
 from ..plugin.tasks import DetectRequest, LatestRequestRunner, detect_job
 from .messages import report, report_error
+from .pair_notes import grid_note
 from .widgets import RunControls, double_spin
 
 
@@ -75,11 +76,8 @@ class DetectTab(QWidget):
             self.note.setText("Choose the two dates.")
         elif t1.id() == t2.id():
             self.note.setText("t1 and t2 are the same layer: choose the other date for t2.")
-        elif t1.crs() != t2.crs() or not _same_pixels(t1, t2):
-            self.note.setText(
-                f"t2 is not on t1's grid ({t2.crs().authid()} vs {t1.crs().authid()}, or a different pixel size or "
-                "extent): it will be resampled onto t1's grid (bilinear) and only their overlap is analysed."
-            )
+        elif grid_note(t1, t2):
+            self.note.setText(grid_note(t1, t2))  # says what differs: CRS, pixel size, origin, size
         else:
             self.note.setText("t1 and t2 share one grid.")
 
@@ -116,6 +114,8 @@ class DetectTab(QWidget):
         except Exception as error:  # noqa: BLE001 (reported to the analyst)
             report_error(self.iface, "Detect", error)
             return None
+        t1, t2 = self.t1_combo.currentLayer(), self.t2_combo.currentLayer()
+        self._pair_names = (t1.name(), t2.name())  # the result group names both dates as they were at the run
         task = self.runner.submit("Changen change detection", detect_job(request))
         self.controls.follow(task)
         self.note.setText("Detecting changes…")
@@ -130,10 +130,8 @@ class DetectTab(QWidget):
             self.note.setText(report_error(self.iface, "Detect", outcome.error, outcome.details))
             return
         result = outcome.result
-        t1 = self.t1_combo.currentLayer()
-        group = layer_io.result_group(
-            f"Changen detection: {t1.name() if t1 else 't1'} → t2"
-        )  # on top of both dates
+        t1_name, t2_name = getattr(self, "_pair_names", ("t1", "t2"))
+        group = layer_io.result_group(f"Changen detection: {t1_name} → {t2_name}")  # on top of both dates
         polygons = QgsVectorLayer(result.polygons_path, "change polygons", "ogr")
         layer_io.style_outline(polygons, "255,0,0,255", 0.7)
         layer_io.add_layer(polygons, group=group)

@@ -13,6 +13,7 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from ..core.device import DEVICE_CHOICES
+from ..plugin.machine import cuda_available, machine_summary
 from ..plugin.settings import PluginSettings, load_settings, save_settings
 
 
@@ -70,6 +71,22 @@ class SettingsDialog(QDialog):
         self.device.setCurrentText(self.settings.device)
         self.device.setToolTip("auto uses CUDA when torch sees a GPU, else the CPU.")
         form.addRow("Device", self.device)
+        self.machine = QLabel(machine_summary())  # what this machine has, before anything is chosen
+        self.machine.setObjectName("ChangenMachine")
+        self.machine.setWordWrap(True)
+        form.addRow("This machine", self.machine)
+        self.cuda = cuda_available()
+        if (
+            not self.cuda
+        ):  # "cuda" cannot be chosen here; a stored "cuda" falls back to auto now, not at each run
+            item = self.device.model().item(DEVICE_CHOICES.index("cuda"))
+            item.setEnabled(False)
+            item.setToolTip("No CUDA device on this machine.")
+            if self.settings.device == "cuda":
+                self.device.setCurrentText("auto")
+                self.machine.setText(
+                    self.machine.text() + " The saved choice 'cuda' was changed to 'auto' (the CPU here)."
+                )
         self.generator = _model_combo(
             self.settings.generator_model,
             shipped_models("changen"),
@@ -95,6 +112,8 @@ class SettingsDialog(QDialog):
         form.addRow(buttons)
 
     def accept(self):
+        if self.device.currentText() == "cuda" and not self.cuda:
+            self.device.setCurrentText("auto")
         self.settings.device = self.device.currentText()
         self.settings.generator_model = self.generator.currentText().strip()
         self.settings.detector_model = self.detector.currentText().strip()

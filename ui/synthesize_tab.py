@@ -39,6 +39,7 @@ from ..plugin.map_tools import (
     RemoveBuildingTool,
     placed_outline,
 )
+from ..plugin.method_scope import scope_of
 from ..plugin.settings import SYNTHESIS_METHODS, UNCHANGED_MODES, load_settings, save_settings
 from ..plugin.tasks import (
     LatestRequestRunner,
@@ -51,6 +52,7 @@ from ..plugin.tasks import (
     warm_up_job,
 )
 from .messages import log, report, report_error
+from .pair_notes import overlap_note, view_note
 from .widgets import RunControls, button, double_spin, row, spin
 
 PREVIEW_MAX_SIDE = 1024
@@ -195,6 +197,10 @@ class SynthesizeTab(QWidget):
             self.method.addItem(METHOD_LABELS[key], key)
         self.method.setCurrentIndex(SYNTHESIS_METHODS.index(load_settings().synthesis_method))
         run_form.addRow("Time steps / method", row(self.steps, self.method))
+        self.method_hint = QLabel(scope_of(self.method.currentData()).description)  # before the run
+        self.method_hint.setObjectName("ChangenMethodHint")
+        self.method_hint.setWordWrap(True)
+        run_form.addRow("", self.method_hint)
         self.unchanged = QComboBox()
         self.unchanged.setObjectName("ChangenUnchanged")
         for key in UNCHANGED_MODES:
@@ -245,6 +251,7 @@ class SynthesizeTab(QWidget):
         settings.synthesis_method = self.method.currentData()
         save_settings(settings)
         self.unchanged.setEnabled(self.method.currentData() in ("changen", "changen2"))
+        self.method_hint.setText(scope_of(self.method.currentData()).description)
         self.warm_up()
 
     def _unchanged_changed(self, *_):
@@ -487,6 +494,8 @@ class SynthesizeTab(QWidget):
                     "Set how many buildings to remove and create (Random events), then click again."
                 )
             removals, creations = random_edits(request)
+            if not removals and not creations:
+                self._explain_no_edits(image)  # raises with the reason: layers apart, or none in the view
         except Exception as error:  # noqa: BLE001 (reported to the analyst)
             report_error(self.iface, "Random events", error)
             return
@@ -502,6 +511,17 @@ class SynthesizeTab(QWidget):
         self.result_note.setText(
             f"Random events (seed {request.seed}): {len(removals)} removal(s), {len(creations)} copy(ies) marked."
         )
+
+    def _explain_no_edits(self, image):
+        buildings = self.buildings_combo.currentLayer()
+        if buildings is None:
+            return
+        canvas = self.iface.mapCanvas()
+        reason = overlap_note(image, buildings) or view_note(
+            buildings, canvas.extent(), canvas.mapSettings().destinationCrs()
+        )
+        if reason:
+            raise InputError(reason)
 
     # ------------------------------------------------------------------------------------------- preview
     def preview(self):
@@ -560,6 +580,12 @@ class SynthesizeTab(QWidget):
     # ------------------------------------------------------------------------------------------- export
     def export(self, folder: str | None = None):
         settings = load_settings()
+        try:  # the inputs first: no folder dialog for an export that cannot run
+            image = self.image_layer()
+            request = self.build_request(self._export_window(image))
+        except Exception as error:  # noqa: BLE001 (reported to the analyst)
+            report_error(self.iface, "Export", error)
+            return None
         if folder is None:
             folder = QFileDialog.getExistingDirectory(
                 self,
@@ -568,12 +594,6 @@ class SynthesizeTab(QWidget):
             )
             if not folder:
                 return None
-        try:
-            image = self.image_layer()
-            request = self.build_request(self._export_window(image))
-        except Exception as error:  # noqa: BLE001 (reported to the analyst)
-            report_error(self.iface, "Export", error)
-            return None
         settings.last_export_folder = folder
         save_settings(settings)
         task = self.export_runner.submit("Changen export", export_job(request, folder, image.name()))

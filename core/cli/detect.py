@@ -35,10 +35,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     from tqdm import tqdm
 
-    with tqdm(total=100, unit="%", bar_format="{l_bar}{bar}| {elapsed}<{remaining}") as bar:
+    bars = []  # drawn at the first progress report, once the inputs and the model have been checked
+    try:
 
         def progress(value: float) -> None:
-            bar.update(value - bar.n)
+            if not bars:
+                bars.append(tqdm(total=100, unit="%", bar_format="{l_bar}{bar}| {elapsed}<{remaining}"))
+            bars[0].update(value - bars[0].n)
 
         result = detect_change(
             args.t1,
@@ -56,10 +59,19 @@ def run(args) -> int:
             overlap=args.overlap,
             progress=progress,
         )
+    finally:
+        for bar in bars:
+            bar.close()
     for note in result.notes:
         print(f"note: {note}")
     print(
-        f"{result.change_path}: {result.changed_pixels} changed pixels ({result.changed_area:.6g} map units²) at "
+        f"{result.change_path}: {result.changed_pixels} changed pixels ("
+        + (
+            f"{result.changed_area:.6g} px², no CRS"
+            if result.changed_area_m2 is None
+            else f"{result.changed_area_m2:,.1f} m² ellipsoidal"
+        )
+        + f") at "
         f"threshold {result.threshold:.2f}; {result.tiles} tiles ({result.skipped_tiles} without data skipped), "
         f"{result.device}, {result.seconds:.1f} s"
     )

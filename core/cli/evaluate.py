@@ -25,6 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
+    from ..guards import check_outputs
+
+    check_outputs([*args.pairs, args.pre_dir, None if args.no_model else args.model], [args.json])
     reports = []
     for root in args.pairs:
         report = evaluate_pairs(

@@ -62,6 +62,17 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    from ..guards import check_folder_patterns
+
+    written = [
+        "mask_t*.tif",
+        "instances_t*.tif",
+        "outlines_t*.tif",
+        "*change_t*.tif",
+        "series.png",
+        "events.json",
+    ]
+    check_folder_patterns([args.input, args.image, args.transition_table], args.out, written)
     grid = raster_grid(args.image) if args.image else None
     state, grid, feature_ids = load_state(
         args.input, grid=grid, kind=args.kind, resolution=args.resolution, id_field=args.id_field

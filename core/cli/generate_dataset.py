@@ -78,6 +78,9 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    from ..guards import check_folders_apart
+
+    check_folders_apart(args.source, args.out)
     if args.pairs < 1 or args.crop < 32:
         raise InputError("--pairs must be >= 1 and --crop >= 32")
     if not 0.0 <= args.remove[0] <= args.remove[1] <= 1.0 or args.create_max < 1:

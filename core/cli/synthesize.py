@@ -61,8 +61,13 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    from ..guards import check_folder_outputs
     from ..io.labels import load_state
 
+    if args.steps < 1:
+        raise InputError(f"--steps must be at least 1 (one post-event image per step), got {args.steps}.")
+    outputs = [f"{kind}_t{t}.tif" for t in range(args.steps + 1) for kind in ("image", "mask", "change")]
+    check_folder_outputs([args.image, args.buildings, args.model], args.out, [*outputs, "events.json"])
     grid = raster_grid(args.image)
     image = read_raster(args.image, bands=args.bands)
     state, _, _ = load_state(args.buildings, grid=grid)

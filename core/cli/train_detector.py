@@ -92,6 +92,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     if args.export:
+        from ..guards import check_outputs
+
+        check_outputs(list(Path(args.run_dir).glob("*.pt")), [args.export])
         config = export_run(args.run_dir, args.export, args.which)
         summary = {
             k: v for k, v in config.items() if k not in ("synthetic_validation", "train_args", "sources")

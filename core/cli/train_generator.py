@@ -90,6 +90,9 @@ def add_arguments(parser):
 def run(args) -> int:
     out = Path(args.out)
     if args.export:
+        from ..guards import check_outputs
+
+        check_outputs([out / CHECKPOINT], [args.export])
         config = export_generator(out, Path(args.export))
         print(f"exported EMA generator at step {config['training']['steps']} to {args.export}")
         return 0
@@ -184,4 +187,9 @@ def run(args) -> int:
             log_file.close()
         if world_size > 1:
             dist.destroy_process_group()
+    if stop["requested"]:
+        print(
+            f"interrupted at step {trainer.step}: checkpoint saved; the same command with --resume continues it."
+        )
+        return 130
     return 0

@@ -21,6 +21,7 @@ from rasterio.warp import transform_bounds
 
 from ..device import describe_device, pick_device, use_bf16
 from ..errors import Canceled, InputError
+from ..guards import check_outputs
 from ..io.rasters import (
     GeoTiffWriter,
     RasterGrid,
@@ -52,7 +53,7 @@ class DetectionResult:
     threshold: float
     changed_pixels: int
     changed_area: float  # in squared map units (pixels for plain images)
-    changed_area_m2: float | None  # from the polygons' areas, when polygons were written
+    changed_area_m2: float | None  # ellipsoidal m² (None without a CRS): the polygons' areas, or the mask's
     polygons: int
     tiles: int
     skipped_tiles: int
@@ -199,6 +200,8 @@ def detect_change(
     is_canceled: Callable[[], bool] | None = None,
 ) -> DetectionResult:
     started = time.time()
+    model_file = model if isinstance(model, str | os.PathLike) else None
+    check_outputs([t1_path, t2_path, model_file], [change_path, probability_path, vector_path])
     bands1 = _parse_bands(bands)
     bands2 = _parse_bands(bands_t2) or bands1
     for band_list in (bands1, bands2):
@@ -256,6 +259,10 @@ def detect_change(
     if vector_path:
         frame = write_change_polygons(change_path, vector_path)
         polygons, changed_area_m2 = len(frame), float(frame["area_m2"].sum())
+    else:
+        from ..areas import mask_area_m2
+
+        changed_area_m2 = mask_area_m2(change_path)  # ellipsoidal m²; None without a CRS
     if progress is not None:
         progress(100.0)
     pixel_area = abs(grid.transform.a * grid.transform.e - grid.transform.b * grid.transform.d)

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from ..errors import InputError
+from ..guards import torch_load_tensors
 from ..paths import DEFAULT_DETECTOR
 from ..weights import load_weights
 from .changestar import ARCHITECTURE, ChangeStar, ChangeStarConfig
@@ -25,12 +26,7 @@ class LoadedDetector:
 
 def load_official_checkpoint(path: str | Path) -> tuple[dict, dict]:
     """A released Changen ChangeStar(1×96) R-18 checkpoint (.pth): its tensors and our config for it."""
-    try:
-        checkpoint = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise InputError(
-            f"Cannot read {path} as a PyTorch checkpoint ({error}); pass a .pth state dict."
-        ) from error
+    checkpoint = torch_load_tensors(path)  # pickled code refused, damage named, both in our words
     if isinstance(checkpoint, dict):
         checkpoint = checkpoint.get("model", checkpoint.get("state_dict", checkpoint))
     if not isinstance(checkpoint, dict):

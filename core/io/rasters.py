@@ -24,6 +24,7 @@ from rasterio.windows import transform as window_transform
 
 from ..atomic import default_mode
 from ..errors import InputError
+from ..guards import band_choice_error, note_written
 
 SUPPORTED_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
 STRETCH_PERCENTILES = (2.0, 98.0)
@@ -131,6 +132,8 @@ def raster_grid(path: str | os.PathLike) -> RasterGrid:
 
 def _band_indexes(dataset, bands) -> list[int]:
     """1-based band indexes; default: the first three bands, or band 1 three times for a single-band raster."""
+    if bands is None and dataset.count == 2:
+        raise band_choice_error(dataset.name, dataset.count)
     if bands is None:
         return (
             [1, 2, 3]
@@ -262,6 +265,7 @@ class GeoTiffWriter:
         if exc_type is None:
             os.chmod(self._tmp, default_mode())  # mkstemp makes 0600
             os.replace(self._tmp, self.path)
+            note_written(self.path)
         elif os.path.exists(self._tmp):
             os.remove(self._tmp)
         return False

@@ -28,6 +28,10 @@ def areas_m2(geometries, crs_wkt: str | None) -> list[float]:
     if not geometries:
         return []
     crs = CRS.from_wkt(crs_wkt) if crs_wkt else None
+    if crs is not None:  # ellipsoidal, in any CRS (issue 16, item 13)
+        from ..areas import ellipsoidal_areas
+
+        return ellipsoidal_areas(geometries, crs_wkt)
     if crs is None or not crs.is_geographic:
         factor = crs.linear_units_factor[1] if crs is not None else 1.0
         return [round(geometry.area * factor**2, 2) for geometry in geometries]

@@ -110,6 +110,7 @@ def train(args) -> int:
     val_images, val_labels = build_validation_set(args, tiles, pair_folders) if rank == 0 else (None, None)
     stop_requested = []
     signal.signal(signal.SIGTERM, lambda *_: stop_requested.append(True))
+    signal.signal(signal.SIGINT, signal.getsignal(signal.SIGTERM))  # Ctrl-C too: stop at a checkpoint
     log_path = run_dir / "log.jsonl"
     if rank == 0:
         print(
@@ -203,4 +204,9 @@ def train(args) -> int:
     if distributed:
         dist.barrier()
         dist.destroy_process_group()
+    if stop_requested:
+        print(
+            f"interrupted at step {step}: checkpoint saved in {checkpoint_path}; the same command resumes it."
+        )
+        return 130
     return 0

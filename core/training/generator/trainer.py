@@ -164,7 +164,9 @@ def load_checkpoint(out: Path) -> dict:
     path = out / CHECKPOINT
     if not path.is_file():
         raise InputError(f"No checkpoint at {path}: train first (without --resume) or point --out at a run.")
-    return torch.load(path, map_location="cpu", weights_only=False)
+    from ...guards import torch_load_tensors
+
+    return torch_load_tensors(path)  # tensors and plain values only: a checkpoint from elsewhere runs no code
 
 
 def distributed_setup(choice: str) -> tuple[torch.device, int, int]:
