@@ -133,7 +133,7 @@ def test_detection_group_names_both_layers(shared_data, dock, tmp_path):
     from qgis.core import QgsProject, QgsRasterLayer
 
     from changen.plugin.settings import load_settings, save_settings
-    from core.changestar import build_changestar
+    from core.detection.changestar import build_changestar
     from core.weights import save_weights
 
     torch.manual_seed(0)
