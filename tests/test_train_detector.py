@@ -336,3 +336,14 @@ def test_sample_grid_shows_real_pairs_and_the_detector_decisions(tmp_path, share
     truth = grid[:, 2 * SAMPLE_CELL : 3 * SAMPLE_CELL]
     decisions = grid[:, 3 * SAMPLE_CELL :]
     assert truth.max() == 255 and decisions.max() > 0  # real changes shown, decisions coloured
+
+
+def test_balanced_sources_draw_a_rare_source_as_often_as_a_large_one():
+    blank = np.zeros((8, 8), np.uint8)
+    tiles = [BuildingTile(f"big{i}", "big", np.zeros((8, 8, 3), np.uint8), blank) for i in range(9)]
+    tiles.append(BuildingTile("rare", "rare", np.zeros((8, 8, 3), np.uint8), blank))
+    rng = np.random.default_rng(0)
+    for balance, expected in ((False, 0.1), (True, 0.5)):
+        sampler = PairSampler(tiles, [], 8, 1.0, 0.0, balance_sources=balance)
+        share = np.mean([sampler._tile(rng).source == "rare" for _ in range(4000)])
+        assert abs(share - expected) < 0.03, (balance, share)

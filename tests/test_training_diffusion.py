@@ -60,6 +60,12 @@ def test_denoiser_trains_resumes_and_exports(tmp_path, tiny_autoencoder, shared_
     change[20:40, 20:40] = True
     out = synthesize_change(generator, image, np.where(change, BUILDING, 0).astype(np.uint8), change)
     assert out.shape == image.shape and (out[:8, :8] == 120).all()
+    # a new run warm-started from the export continues its step count from the exported weights
+    warm = ["train-denoiser", "--run-dir", str(tmp_path / "warm"), "--autoencoder", str(tiny_autoencoder)]
+    warm += ["--crop", "32", "--batch", "2", "--threads", "1", "--init", str(target)]
+    assert main([*warm, "--steps", "4", "--preset", "S/2"]) == 2  # another network shape is refused
+    assert main([*warm, "--steps", "4"]) == 0
+    assert torch.load(tmp_path / "warm" / "checkpoint.pt", weights_only=True)["step"] == 4
 
 
 def test_denoiser_refuses_to_resume_in_another_latent_space(tmp_path, tiny_autoencoder, shared_data):

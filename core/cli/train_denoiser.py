@@ -41,6 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--log-every", type=int, default=20)
     parser.add_argument(
+        "--init", type=Path, help="new runs: start from exported denoiser weights (.safetensors of --export)"
+    )
+    parser.add_argument(
         "--export", type=Path, help="write the run's EMA denoiser to this .safetensors and exit"
     )
     parser.add_argument("--card", action="store_true", help="with --export: sample grid and model card")
@@ -68,6 +71,9 @@ def run(args) -> int:
     if state is not None:
         trainer.load(state)
         print(f"resumed at step {trainer.step}", flush=True)
+    elif args.init:
+        trainer.start_from(args.init)
+        print(f"started from {args.init}", flush=True)
     stop = {"requested": False}
 
     def request_stop(signum, frame):

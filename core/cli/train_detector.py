@@ -35,6 +35,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0.0,
         help="share of STAR pairs that change only inside one soft region (new neighbourhood beside an old one)",
     )
+    parser.add_argument(
+        "--balance-sources",
+        action="store_true",
+        help="draw STAR tiles from every building source equally often (default: every tile equally often)",
+    )
     parser.add_argument("--encoder", default="efficientnet_lite0", choices=ENCODERS)
     parser.add_argument("--fpn-channels", type=int, default=256)
     parser.add_argument("--no-imagenet", action="store_true", help="start the encoder from random weights")

@@ -62,13 +62,21 @@ def train(args) -> int:
     pair_folders = find_pair_folders(args.pairs)
     train_folders = [folder for folder in pair_folders if not is_validation_pair(folder)]
     sampler = PairSampler(
-        tiles, train_folders, args.crop, args.star_fraction, args.no_change_fraction, args.local_star
+        tiles,
+        train_folders,
+        args.crop,
+        args.star_fraction,
+        args.no_change_fraction,
+        args.local_star,
+        args.balance_sources,
     )
 
     model_config = ChangeStarConfig(encoder=args.encoder, fpn_channels=args.fpn_channels)
     held_out_names = sorted(f"{f.parent.name}/{f.name}" for f in pair_folders if is_validation_pair(f))
     validation_signature = hashlib.sha1(
-        json.dumps([held_out_names, len(tiles), args.val_pairs, args.local_star]).encode()
+        json.dumps(
+            [held_out_names, len(tiles), args.val_pairs, args.local_star, args.balance_sources]
+        ).encode()
     ).hexdigest()
     sources = {
         "star_tiles": [tile.name for tile in tiles],

@@ -28,6 +28,7 @@ class PairSampler:
         star_fraction: float,
         no_change_fraction: float,
         local_star: float = 0.0,
+        balance_sources: bool = False,
     ):
         if not tiles and not pair_folders:
             raise InputError("No training data: give --pairs folders and/or --star building tiles.")
@@ -37,13 +38,21 @@ class PairSampler:
         self.star_fraction = star_fraction if pair_folders else 1.0
         self.no_change_fraction = no_change_fraction
         self.local_star = local_star
+        by_source: dict[str, list[BuildingTile]] = {}
+        for tile in tiles:
+            by_source.setdefault(tile.source if balance_sources else "", []).append(tile)
+        self.tiles_by_source = [by_source[name] for name in sorted(by_source)]
         if not tiles:
             self.star_fraction = 0.0
 
+    def _tile(self, rng: np.random.Generator) -> BuildingTile:
+        """A random tile; with `balance_sources` every source is drawn equally often, whatever its tile count."""
+        group = self.tiles_by_source[int(rng.integers(len(self.tiles_by_source)))]
+        return group[int(rng.integers(len(group)))]
+
     # Each source returns (t1, t2, change, t1 building mask); the mask tells which changed pixels t1 shows.
     def _star(self, rng: np.random.Generator):
-        first = self.tiles[int(rng.integers(len(self.tiles)))]
-        second = self.tiles[int(rng.integers(len(self.tiles)))]
+        first, second = self._tile(rng), self._tile(rng)
         t1, m1 = random_crop([first.image, first.mask], self.crop, rng)
         t2, m2 = random_crop([second.image, second.mask], self.crop, rng)
         if rng.random() < self.local_star:
@@ -68,7 +77,7 @@ class PairSampler:
         return t1, t2, (np.bitwise_xor(m1, m_other).astype(bool) & changed).astype(np.uint8), m1
 
     def _no_change(self, rng: np.random.Generator):
-        tile = self.tiles[int(rng.integers(len(self.tiles)))] if self.tiles else None
+        tile = self._tile(rng) if self.tiles else None
         if tile is not None:
             (t1,) = random_crop([tile.image], self.crop, rng)
         else:
@@ -112,7 +121,13 @@ def build_validation_set(args, tiles, pair_folders) -> tuple[torch.Tensor, torch
     mixed like training so the change prevalence is the one the detector is trained for."""
     held_out = [folder for folder in pair_folders if is_validation_pair(folder)]
     sampler = PairSampler(
-        tiles, held_out, args.crop, args.star_fraction, args.no_change_fraction, args.local_star
+        tiles,
+        held_out,
+        args.crop,
+        args.star_fraction,
+        args.no_change_fraction,
+        args.local_star,
+        args.balance_sources,
     )
     rng = np.random.default_rng([args.seed, 99991])
     return sampler.batch(args.val_pairs, rng)

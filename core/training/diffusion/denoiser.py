@@ -160,6 +160,24 @@ class DenoiserTrainer:
         self.rng.bit_generator.state = json.loads(state["rng"])
         self.torch_rng.set_state(state["torch_rng"])
 
+    def start_from(self, path: Path) -> None:
+        """A new run warm-started from exported denoiser weights (same latent space and preset); steps and hours
+        continue from theirs (the optimizer state starts afresh)."""
+        from ...weights import load_weights
+
+        state, meta = load_weights(path, self.device)
+        if meta.get("autoencoder_digest") != self.autoencoder_digest:
+            raise InputError(
+                f"{path} was trained in the latent space of another autoencoder; pass the --autoencoder it names "
+                f"({meta.get('autoencoder')})."
+            )
+        if meta.get("rsdit") != asdict(self.config):
+            raise InputError(f"{path} has another RS-DiT shape than --preset {self.args.preset}.")
+        weights = {key: value.float() for key, value in state.items()}
+        self.model.load_state_dict(weights)
+        self.ema.load_state_dict(weights)
+        self.step, self.elapsed = int(meta.get("step", 0)), float(meta.get("hours", 0.0)) * 3600
+
     def latents(self, pixels: np.ndarray) -> torch.Tensor:
         with torch.no_grad(), self.autocast():
             return self.codec.encode(to_signed(pixels, self.device), generator=self.torch_rng).float()
