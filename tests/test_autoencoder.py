@@ -12,6 +12,8 @@ from core.synthesis.diffusion.autoencoder import (
     build_autoencoder,
     load_autoencoder,
     save_autoencoder,
+    to_signed,
+    to_uint8,
 )
 from core.training.diffusion.autoencoder import (
     evaluation_crops,
@@ -103,12 +105,21 @@ def test_training_images_exclude_evaluation_and_demo_data(shared_data):
     assert {image.source for image in train} >= {"xbd_harvey", "crowdai", "dubai_mbrsc", "levir_extra"}
     assert held_out and not {image.name for image in held_out} & {image.name for image in train}
     assert all(image.pixels.ndim == 3 and image.pixels.shape[2] == 3 for image in train[:5])
-    crops = random_crops(train, np.random.default_rng(0), 3, 64)
+    (crops,) = random_crops(train, np.random.default_rng(0), 3, 64)
     assert crops.shape == (3, 64, 64, 3) and crops.dtype == np.uint8
-    again = random_crops(train, np.random.default_rng(0), 3, 64)
+    (again,) = random_crops(train, np.random.default_rng(0), 3, 64)
     np.testing.assert_array_equal(crops, again)
     fixed = evaluation_crops(held_out, crop=64, count=4)
     assert fixed.shape == (4, 64, 64, 3)
+
+
+def test_pixels_convert_to_the_signed_range_and_back():
+    pixels = np.random.default_rng(0).integers(0, 256, (2, 5, 7, 3), dtype=np.uint8)
+    signed = to_signed(pixels, "cpu")
+    assert signed.shape == (2, 3, 5, 7) and signed.min() >= -1 and signed.max() <= 1
+    assert float(signed[1, 2, 3, 4]) == pytest.approx(pixels[1, 3, 4, 2] / 127.5 - 1)
+    np.testing.assert_array_equal(to_uint8(signed), pixels)
+    assert to_uint8(torch.full((1, 3, 2, 2), 5.0)).max() == 255  # decoded values beyond the range are clipped
 
 
 def test_psnr_and_ssim_of_identical_and_noisy_images():

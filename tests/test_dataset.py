@@ -10,14 +10,20 @@ from core.cli.generate_dataset import parse_shard
 from core.data.augment import (
     appearance_changes,
     building_lean,
+    dihedral,
     follow_t2,
-    jitter_colours,
     misregister,
+    random_crop,
+    random_dihedral,
+    random_dihedral_code,
+    random_window,
+    restyle,
     warp_mask,
 )
 from core.data.dataset import find_sources, generate
 from core.data.pairs import PAIR_FILES
 from core.data.recipes import Settings, make_pair
+from core.data.sampling import BySource, stable_bucket
 from core.errors import Canceled, InputError
 from core.synthesis.inpaint import INPAINT_DILATION
 
@@ -169,7 +175,7 @@ def test_building_lean_moves_kept_roofs_only(shared_data):
 def test_realism_helpers():
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
-    jittered = jitter_colours(image, rng)
+    jittered = restyle(image, rng, 0.7, haze=False, sensor=False)
     assert jittered.shape == image.shape and jittered.dtype == np.uint8 and (jittered != image).any()
     assert np.corrcoef(jittered[..., 1].ravel(), image[..., 1].ravel())[0, 1] > 0.9
     stripes = np.tile(np.arange(50, dtype=np.uint8)[None, :, None] * 5, (40, 1, 3))
@@ -208,3 +214,56 @@ def test_bad_options_are_input_errors(tmp_path):
         parse_shard("one of two")
     with pytest.raises(InputError, match="images/ and masks/"):
         find_sources([tmp_path])
+
+
+def test_random_crop_at_one_scale_is_a_window_and_pads_small_images():
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (50, 60, 3), dtype=np.uint8)
+    labels = rng.integers(0, 9, (50, 60), dtype=np.uint8)
+    crop, crop_labels = random_crop([image, labels], 32, np.random.default_rng(1))
+    top, left, side = random_window(image.shape, 32, np.random.default_rng(1))
+    assert side == 32
+    np.testing.assert_array_equal(crop, image[top : top + 32, left : left + 32])
+    np.testing.assert_array_equal(crop_labels, labels[top : top + 32, left : left + 32])
+    (padded,) = random_crop([image[:20, :20]], 32, rng)
+    assert padded.shape == (32, 32, 3)
+
+
+def test_random_crop_with_scale_jitter_resizes_images_by_area_and_labels_by_nearest():
+    rng = np.random.default_rng(2)
+    image = np.zeros((120, 100, 3), np.uint8)
+    image[:, 50:] = 200
+    labels = (image[..., 0] > 0).astype(np.uint8) * 7
+    sides = set()
+    for _ in range(20):
+        state = rng.bit_generator.state
+        crop, crop_labels = random_crop([image, labels], 64, rng, scale_range=(0.5, 1.0))
+        rng.bit_generator.state = state
+        sides.add(random_window(image.shape, 64, rng, (0.5, 1.0))[2])
+        assert crop.shape == (64, 64, 3) and crop_labels.shape == (64, 64)
+        assert set(np.unique(crop_labels)) <= {0, 7}  # nearest: no blended class ids
+        assert ((crop[..., 0] > 100) == (crop_labels == 7)).mean() > 0.95
+    assert min(sides) >= 64 and max(sides) <= 100 and len(sides) > 5  # 1× up to the largest fitting window
+
+
+def test_dihedral_codes_are_the_eight_distinct_transforms_and_drawn_uniformly():
+    array = np.arange(12).reshape(3, 4)
+    images = {dihedral(array, code).tobytes() + bytes(dihedral(array, code).shape) for code in range(8)}
+    assert len(images) == 8
+    np.testing.assert_array_equal(dihedral(array, 5), np.rot90(array)[:, ::-1])
+    rng = np.random.default_rng(0)
+    counts = np.bincount([random_dihedral_code(rng) for _ in range(8000)], minlength=8)
+    assert counts.min() > 850
+    first, second = random_dihedral([array, array * 10], np.random.default_rng(3))
+    np.testing.assert_array_equal(second, first * 10)
+
+
+def test_sources_are_drawn_evenly_and_the_held_out_split_is_stable():
+    items = [("big", i) for i in range(9)] + [("small", 0)]
+    by_source = BySource(items, lambda item: item[0])
+    rng = np.random.default_rng(0)
+    draws = [by_source.draw(rng)[0] for _ in range(2000)]
+    assert 900 < draws.count("small") < 1100
+    # the trained autoencoder and denoiser hold out these files: the split must never move
+    names = ["buildings/crowdai/images/a.png", "landcover/loveda/images/1.png", "unlabeled/levir_extra/x.png"]
+    assert [stable_bucket(name, 10) for name in names] == [4, 9, 8]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from ..synthesis.diffusion.autoencoder import AUTOENCODER_PRESETS, LatentCodec
+from ..synthesis.diffusion.autoencoder import AUTOENCODER_PRESETS, LatentCodec, to_signed
 from ..training.diffusion.autoencoder import (
     EVAL_CROPS,
     Trainer,
@@ -17,7 +17,6 @@ from ..training.diffusion.autoencoder import (
     export_autoencoder,
     load_training_images,
     random_crops,
-    to_signed,
 )
 from ..training.diffusion.checkpoints import load_checkpoint, save_checkpoint
 
@@ -110,7 +109,8 @@ def run(args) -> int:
     while trainer.step < args.steps and not stop["requested"]:
         if args.minutes and time.time() - started > args.minutes * 60:
             break
-        images = to_signed(random_crops(train, trainer.rng, args.batch, args.crop), device)
+        (pixels,) = random_crops(train, trainer.rng, args.batch, args.crop)
+        images = to_signed(pixels, device)
         for key, value in trainer.train_step(images).items():
             sums[key] = sums.get(key, 0.0) + value
         if trainer.step % args.log_every == 0:

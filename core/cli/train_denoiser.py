@@ -10,12 +10,13 @@ import numpy as np
 import torch
 
 from ..synthesis.diffusion.rsdit import PRESETS
+from ..training.diffusion.autoencoder import random_crops
 from ..training.diffusion.checkpoints import load_checkpoint, save_checkpoint
 from ..training.diffusion.denoiser import (
+    LABELLED_FIELDS,
     DenoiserTrainer,
     export_denoiser,
     load_labelled_images,
-    random_labelled_crops,
 )
 
 
@@ -65,7 +66,9 @@ def run(args) -> int:
         return 0
     args.run_dir.mkdir(parents=True, exist_ok=True)
     train, held_out = load_labelled_images()
-    eval_pixels, eval_classes = random_labelled_crops(held_out, np.random.default_rng(7), 16, args.crop)
+    eval_pixels, eval_classes = random_crops(
+        held_out, np.random.default_rng(7), 16, args.crop, LABELLED_FIELDS
+    )
     trainer = DenoiserTrainer(args, device)
     state = load_checkpoint(args.run_dir)
     if state is not None:
@@ -98,7 +101,7 @@ def run(args) -> int:
     while trainer.step < args.steps and not stop["requested"]:
         if args.minutes and time.time() - started > args.minutes * 60:
             break
-        pixels, classes = random_labelled_crops(train, trainer.rng, args.batch, args.crop)
+        pixels, classes = random_crops(train, trainer.rng, args.batch, args.crop, LABELLED_FIELDS)
         for key, value in trainer.train_step(pixels, classes).items():
             sums[key] = sums.get(key, 0.0) + value
         if trainer.step % args.log_every == 0:

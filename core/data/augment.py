@@ -1,30 +1,11 @@
-"""Augmentation: misregistration (and labels that follow t2), photometric jitter and restyling, appearance
-change, roof lean, sensor degradation, crops and the eight dihedral transforms."""
+"""Augmentation: misregistration (and labels that follow t2), appearance change, roof lean, sensor degradation,
+crops (with scale jitter) and the eight dihedral transforms, and restyling (one date's photometric look)."""
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
 from scipy import ndimage
-
-
-def dihedral(array: np.ndarray, code: int) -> np.ndarray:
-    """One of the 8 flips/rotations/transpositions (code 0..7) of an (H, W, …) array."""
-    if code & 4:
-        array = np.swapaxes(array, 0, 1)
-    return np.ascontiguousarray(np.rot90(array, code & 3))
-
-
-def jitter_colours(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Brightness, contrast, gamma, per-channel gain and saturation drawn at random (one date's look)."""
-    rgb = image.astype(np.float32) / 255.0
-    rgb = rgb * rng.uniform(0.9, 1.1, size=3).astype(np.float32) * np.float32(rng.uniform(0.75, 1.25))
-    mean = rgb.mean()
-    rgb = (rgb - mean) * np.float32(rng.uniform(0.75, 1.25)) + mean
-    grey = rgb.mean(axis=2, keepdims=True)
-    rgb = grey + (rgb - grey) * np.float32(rng.uniform(0.7, 1.3))
-    rgb = np.clip(rgb, 0.0, 1.0) ** np.float32(rng.uniform(0.8, 1.25))
-    return np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)
 
 
 def misregister(
@@ -146,31 +127,71 @@ def degrade(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
-# --------------------------------------------------------------------------------------------- augmentation
-def random_crop(arrays: list[np.ndarray], size: int, rng: np.random.Generator) -> list[np.ndarray]:
+# ------------------------------------------------------------------------------------- crops and dihedral
+def dihedral(array: np.ndarray, code: int) -> np.ndarray:
+    """One of the 8 rotations and flips (code 0..7) of an (H, W, …) array: `code & 3` quarter turns, then a
+    left-right flip when `code & 4`."""
+    array = np.rot90(array, code & 3)
+    return np.ascontiguousarray(array[:, ::-1] if code & 4 else array)
+
+
+def random_dihedral_code(rng: np.random.Generator) -> int:
+    """A uniform draw of `dihedral`'s code: the quarter turns, then the flip."""
+    turns = int(rng.integers(0, 4))
+    return turns | (4 if rng.integers(0, 2) else 0)
+
+
+def random_dihedral(arrays: list[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:
+    """The same random one of the 8 dihedral transforms of each array."""
+    code = random_dihedral_code(rng)
+    return [dihedral(array, code) for array in arrays]
+
+
+def random_window(
+    shape: tuple[int, ...],
+    size: int,
+    rng: np.random.Generator,
+    scale_range: tuple[float, float] | None = None,
+) -> tuple[int, int, int]:
+    """(top, left, side) of a random square window in an image of `shape` (H, W, …): side `size` at 1×, or
+    size/scale with the scale drawn in `scale_range` (its low end raised so that the window fits)."""
+    height, width = shape[:2]
+    side = size
+    if scale_range is not None:
+        low = max(scale_range[0], size / min(height, width))
+        side = int(np.ceil(size / rng.uniform(low, max(low, scale_range[1]))))
+    return int(rng.integers(0, height - side + 1)), int(rng.integers(0, width - side + 1)), side
+
+
+def random_crop(
+    arrays: list[np.ndarray],
+    size: int,
+    rng: np.random.Generator,
+    scale_range: tuple[float, float] | None = None,
+) -> list[np.ndarray]:
+    """The same random size² crop of each (H, W, …) array. At 1× without `scale_range` (arrays smaller than
+    `size` are mirrored out first); with it, a window of size/scale pixels (`random_window`) resized to size²:
+    (H, W, C) images by area, (H, W) label maps by nearest neighbour."""
     height, width = arrays[0].shape[:2]
-    if height < size or width < size:
+    if scale_range is None and (height < size or width < size):
         pad = ((0, max(size - height, 0)), (0, max(size - width, 0)))
         arrays = [np.pad(a, pad + ((0, 0),) * (a.ndim - 2), mode="reflect") for a in arrays]
-        height, width = arrays[0].shape[:2]
-    top = int(rng.integers(0, height - size + 1))
-    left = int(rng.integers(0, width - size + 1))
-    return [a[top : top + size, left : left + size] for a in arrays]
+    top, left, side = random_window(arrays[0].shape, size, rng, scale_range)
+    crops = [a[top : top + side, left : left + side] for a in arrays]
+    if side != size:
+        crops = [
+            cv2.resize(c, (size, size), interpolation=cv2.INTER_NEAREST if c.ndim == 2 else cv2.INTER_AREA)
+            for c in crops
+        ]
+    return crops
 
 
-def random_flip_rotate(arrays: list[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:
-    turns = int(rng.integers(0, 4))
-    flip = bool(rng.integers(0, 2))
-    out = []
-    for array in arrays:
-        array = np.rot90(array, turns)
-        out.append(np.ascontiguousarray(array[:, ::-1] if flip else array))
-    return out
-
-
-def restyle(image: np.ndarray, rng: np.random.Generator, strength: float = 1.0) -> np.ndarray:
-    """Appearance change without content change: brightness, contrast, colour balance, saturation, gamma, haze,
-    blur and sensor noise, each drawn independently."""
+def restyle(
+    image: np.ndarray, rng: np.random.Generator, strength: float = 1.0, haze: bool = True, sensor: bool = True
+) -> np.ndarray:
+    """Appearance change without content change (one date's look): gamma, saturation, contrast, colour balance
+    and brightness, each drawn independently with spreads scaled by `strength`; then, when asked, `haze` and the
+    `sensor` look (blur, noise)."""
     x = image.astype(np.float32) / 255.0
     s = strength
     x = x ** float(np.exp(rng.normal(0.0, 0.18 * s)))
@@ -178,11 +199,11 @@ def restyle(image: np.ndarray, rng: np.random.Generator, strength: float = 1.0) 
     x = gray + (x - gray) * float(np.exp(rng.normal(0.0, 0.25 * s)))
     x = (x - x.mean()) * float(np.exp(rng.normal(0.0, 0.2 * s))) + x.mean()
     x = x * np.exp(rng.normal(0.0, 0.06 * s, size=3)).astype(np.float32) + rng.normal(0.0, 0.06 * s)
-    if rng.random() < 0.25 * s:
-        haze = rng.uniform(0.05, 0.3)
-        x = x * (1 - haze) + haze * rng.uniform(0.6, 0.9)
-    if rng.random() < 0.3:
+    if haze and rng.random() < 0.25 * s:
+        amount = rng.uniform(0.05, 0.3)
+        x = x * (1 - amount) + amount * rng.uniform(0.6, 0.9)
+    if sensor and rng.random() < 0.3:
         x = cv2.GaussianBlur(x, (0, 0), float(rng.uniform(0.4, 1.2)))
-    if rng.random() < 0.3:
+    if sensor and rng.random() < 0.3:
         x = x + rng.normal(0.0, rng.uniform(0.005, 0.025), size=x.shape).astype(np.float32)
     return (np.clip(x, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)

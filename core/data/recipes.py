@@ -21,15 +21,21 @@ from .augment import (
     appearance_changes,
     building_lean,
     degrade,
+    dihedral,
     follow_t2,
-    jitter_colours,
     misregister,
+    random_dihedral_code,
+    random_window,
+    restyle,
     warp_mask,
 )
 
 # For --method mixed: which events a (non-STAR) pair gets, and how its image is made.
 MIXED_KINDS = (("inpainting", 0.4), ("copy-paste", 0.15), ("both", 0.45))
 CROP_TRIES = 10
+JITTER_STRENGTH = (
+    0.7  # --jitter: colour only (the sensor look is `degrade`'s), about ±25 % brightness/contrast
+)
 PLACEMENT_GAP = 2  # events.simulate_step's default min_gap
 NEIGHBOURHOOD = 40  # pixels (~20 m at 0.5 m): how far from existing buildings new ones are preferred
 
@@ -70,16 +76,20 @@ def _random_crop(sources, rng, crop: int, want_buildings: bool, min_area: int):
         height, width = mask.shape
         if height < crop or width < crop:
             raise InputError(f"{sources[index][0]} ({width}×{height}) is smaller than --crop {crop}")
-        r0, c0 = int(rng.integers(height - crop + 1)), int(rng.integers(width - crop + 1))
-        image_crop, mask_crop = image[r0 : r0 + crop, c0 : c0 + crop], mask[r0 : r0 + crop, c0 : c0 + crop]
-        turns, flip = int(rng.integers(4)), bool(rng.integers(2))
-        image_crop, mask_crop = np.rot90(image_crop, turns), np.rot90(mask_crop, turns)
-        if flip:
-            image_crop, mask_crop = image_crop[:, ::-1], mask_crop[:, ::-1]
+        r0, c0, _ = random_window(mask.shape, crop, rng)
+        code = random_dihedral_code(rng)
+        image_crop = dihedral(image[r0 : r0 + crop, c0 : c0 + crop], code)
+        mask_crop = dihedral(mask[r0 : r0 + crop, c0 : c0 + crop], code)
         enough = mask_crop.sum() >= min_area
         if not want_buildings or enough or attempt == CROP_TRIES - 1:
-            origin = {"source": sources[index][0].name, "row": r0, "col": c0, "rot90": turns, "flip": flip}
-            return np.ascontiguousarray(image_crop), np.ascontiguousarray(mask_crop), origin
+            origin = {
+                "source": sources[index][0].name,
+                "row": r0,
+                "col": c0,
+                "rot90": code & 3,
+                "flip": bool(code & 4),
+            }
+            return image_crop, mask_crop, origin
     raise AssertionError("unreachable")
 
 
@@ -199,7 +209,7 @@ def make_pair(sources, settings: Settings, index: int, generator=None, device="c
     if settings.degrade:
         t1, t2 = degrade(t1, rng), degrade(t2, rng)
     if settings.jitter:
-        t1, t2 = jitter_colours(t1, rng), jitter_colours(t2, rng)
+        t1, t2 = (restyle(t, rng, JITTER_STRENGTH, haze=False, sensor=False) for t in (t1, t2))
     if settings.misregistration > 0:
         t2, matrix = misregister(t2, rng, settings.misregistration)
         change, mask_2 = follow_t2(change, mask, matrix), warp_mask(mask_2, matrix)

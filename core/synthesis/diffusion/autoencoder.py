@@ -14,6 +14,7 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ...errors import InputError
@@ -105,6 +106,16 @@ class LatentCodec(torch.nn.Module):
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         z = latents / self.config.scaling_factor + self.config.shift_factor
         return self.vae.decode(z).sample.clamp(-1.0, 1.0)
+
+
+def to_signed(pixels: np.ndarray, device) -> torch.Tensor:
+    """(B, H, W, 3) uint8 images -> (B, 3, H, W) float in [-1, 1] on `device`: the autoencoder's input."""
+    return torch.from_numpy(np.ascontiguousarray(pixels)).permute(0, 3, 1, 2).float().to(device) / 127.5 - 1.0
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """(B, 3, H, W) images in [-1, 1] (decoded) -> (B, H, W, 3) uint8 on the CPU."""
+    return ((images.float().clamp(-1, 1) + 1.0) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
 
 
 def save_autoencoder(path: str | os.PathLike, codec: LatentCodec, provenance: dict | None = None) -> None:

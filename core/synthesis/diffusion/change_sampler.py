@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from ...errors import Canceled, InputError
 from ...events.classes import BUILDING, PROJECT_CLASSES, UNLABELED
-from .autoencoder import LatentCodec, load_autoencoder
+from .autoencoder import LatentCodec, load_autoencoder, to_signed, to_uint8
 from .process import make_sampler
 from .rsdit import RSDiT, RSDiTConfig, build_rsdit, load_official_rsdit
 
@@ -165,16 +165,6 @@ def latent_keep_mask(
     return 1.0 - np.clip(generate, 0.0, 1.0)
 
 
-def _to_signed(pixels: np.ndarray, device) -> torch.Tensor:
-    return (
-        torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)[None].float().to(device) / 127.5 - 1.0
-    )
-
-
-def _to_uint8(images: torch.Tensor) -> np.ndarray:
-    return ((images[0].float().clamp(-1, 1) + 1.0) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
-
-
 def sample_window(
     generator: LatentDiffusionGenerator,
     image: np.ndarray,
@@ -191,7 +181,7 @@ def sample_window(
     sampler = make_sampler(generator.sampler, generator.steps, rng)
     bf16 = device.type == "cpu" and torch.backends.mkldnn.is_available()
     with torch.inference_mode(), torch.autocast(device.type, torch.bfloat16, enabled=bf16):
-        pre = codec.encode(_to_signed(image, device)).float()
+        pre = codec.encode(to_signed(image[None], device)).float()
         keep = torch.from_numpy(latent_keep_mask(change, codec.downsampling)).to(device)[None, None]
         labels = generator.condition_map(classes)
         stop_blending = variation * sampler.diffusion.num_timesteps
@@ -204,7 +194,7 @@ def sample_window(
                 x = keep * sampler.noise_to(pre, t) + (1 - keep) * x
             if on_step is not None:
                 on_step()
-        return _to_uint8(codec.decode(x))
+        return to_uint8(codec.decode(x))[0]
 
 
 def synthesize_change(

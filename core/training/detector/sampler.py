@@ -8,9 +8,10 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from ...data.augment import follow_t2, misregister, random_crop, random_flip_rotate, restyle, soft_blob
+from ...data.augment import follow_t2, misregister, random_crop, random_dihedral, restyle, soft_blob
 from ...data.buildings import BuildingTile
 from ...data.pairs import is_validation_pair, read_pair_folder
+from ...data.sampling import BySource
 from ...errors import InputError
 
 # between two real acquisitions: up to 2 px of shift, about 0.4° of rotation and 0.8 % of scale
@@ -38,17 +39,15 @@ class PairSampler:
         self.star_fraction = star_fraction if pair_folders else 1.0
         self.no_change_fraction = no_change_fraction
         self.local_star = local_star
-        by_source: dict[str, list[BuildingTile]] = {}
-        for tile in tiles:
-            by_source.setdefault(tile.source if balance_sources else "", []).append(tile)
-        self.tiles_by_source = [by_source[name] for name in sorted(by_source)]
+        self.tiles_by_source = BySource(
+            tiles, (lambda tile: tile.source) if balance_sources else (lambda tile: "")
+        )
         if not tiles:
             self.star_fraction = 0.0
 
     def _tile(self, rng: np.random.Generator) -> BuildingTile:
         """A random tile; with `balance_sources` every source is drawn equally often, whatever its tile count."""
-        group = self.tiles_by_source[int(rng.integers(len(self.tiles_by_source)))]
-        return group[int(rng.integers(len(group)))]
+        return self.tiles_by_source.draw(rng)
 
     # Each source returns (t1, t2, change, t1 building mask); the mask tells which changed pixels t1 shows.
     def _star(self, rng: np.random.Generator):
@@ -98,7 +97,7 @@ class PairSampler:
             source = self._star(rng)
         else:
             source = self._generated(rng)
-        t1, t2, change, mask_t1 = random_flip_rotate(list(source), rng)
+        t1, t2, change, mask_t1 = random_dihedral(list(source), rng)
         t1 = restyle(t1, rng, strength=0.6)
         t2, matrix = misregister(restyle(t2, rng), rng, **MISREGISTRATION)
         change = follow_t2(change.astype(bool), mask_t1.astype(bool), matrix).astype(np.uint8)

@@ -14,13 +14,14 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
 
+from ...data.augment import random_crop, random_dihedral
+from ...data.sampling import BySource, stable_bucket
 from ...errors import InputError
 from ...paths import shared_data_dir
 from ...synthesis.diffusion.autoencoder import (
@@ -29,6 +30,8 @@ from ...synthesis.diffusion.autoencoder import (
     build_autoencoder,
     load_autoencoder,
     save_autoencoder,
+    to_signed,
+    to_uint8,
 )
 from .checkpoints import load_checkpoint
 
@@ -43,6 +46,7 @@ IMAGE_GLOBS = (
 HOLDOUT_EVERY = 10
 EVAL_CROP = 256
 EVAL_CROPS = 24
+SCALE_JITTER = (0.5, 1.0)
 
 
 @dataclass
@@ -50,12 +54,6 @@ class TrainingImage:
     source: str
     name: str
     pixels: np.ndarray  # (H, W, 3) uint8
-
-
-def _stable_bucket(name: str, buckets: int) -> int:
-    import hashlib
-
-    return int(hashlib.sha1(name.encode()).hexdigest(), 16) % buckets
 
 
 def load_training_images(root: Path | None = None) -> tuple[list[TrainingImage], list[TrainingImage]]:
@@ -68,33 +66,22 @@ def load_training_images(root: Path | None = None) -> tuple[list[TrainingImage],
             image = TrainingImage(
                 relative.split("/")[1], relative, np.asarray(Image.open(path).convert("RGB"))
             )
-            (held_out if _stable_bucket(relative, HOLDOUT_EVERY) == 0 else train).append(image)
+            (held_out if stable_bucket(relative, HOLDOUT_EVERY) == 0 else train).append(image)
     if not train:
         raise InputError(f"No training images under {root} ({', '.join(IMAGE_GLOBS)}).")
     return train, held_out
 
 
-def random_crops(images: list[TrainingImage], rng: np.random.Generator, batch: int, crop: int) -> np.ndarray:
-    """Sources drawn evenly, then an image; scale jitter 0.5–1×, a crop, one of the 8 dihedral transforms."""
-    by_source: dict[str, list[TrainingImage]] = {}
-    for image in images:
-        by_source.setdefault(image.source, []).append(image)
-    sources = sorted(by_source)
-    out = np.empty((batch, crop, crop, 3), np.uint8)
-    for index in range(batch):
-        choices = by_source[sources[rng.integers(len(sources))]]
-        pixels = choices[rng.integers(len(choices))].pixels
-        height, width = pixels.shape[:2]
-        low = max(0.5, crop / min(height, width))
-        scale = rng.uniform(low, max(low, 1.0))
-        size = int(np.ceil(crop / scale))
-        top, left = rng.integers(height - size + 1), rng.integers(width - size + 1)
-        patch = pixels[top : top + size, left : left + size]
-        if size != crop:
-            patch = cv2.resize(patch, (crop, crop), interpolation=cv2.INTER_AREA)
-        patch = np.rot90(patch, rng.integers(4))
-        out[index] = patch[:, ::-1] if rng.integers(2) else patch
-    return out
+def random_crops(images: list, rng: np.random.Generator, batch: int, crop: int, fields=("pixels",)):
+    """`batch` crops: sources drawn evenly, then an image; scale jitter 0.5–1×, a crop and one of the 8 dihedral
+    transforms, the same for each of the image's `fields` -> one (batch, crop, crop, …) array per field."""
+    by_source = BySource(images, lambda image: image.source)
+    crops = []
+    for _ in range(batch):
+        image = by_source.draw(rng)
+        arrays = random_crop([getattr(image, name) for name in fields], crop, rng, scale_range=SCALE_JITTER)
+        crops.append(random_dihedral(arrays, rng))
+    return tuple(np.stack(arrays) for arrays in zip(*crops, strict=True))
 
 
 def evaluation_crops(
@@ -113,14 +100,6 @@ def evaluation_crops(
             if len(crops) == count:
                 return np.stack(crops)
     return np.stack(crops)
-
-
-def to_signed(pixels: np.ndarray, device) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(pixels)).permute(0, 3, 1, 2).float().to(device) / 127.5 - 1.0
-
-
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    return ((images.float().clamp(-1, 1) + 1.0) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
 
 
 class PerceptualLoss(nn.Module):
@@ -193,7 +172,8 @@ def latent_statistics(
     values = []
     with torch.inference_mode():
         for _ in range(16):
-            pixels = to_signed(random_crops(images, rng, 4, crop), device)
+            (pixels,) = random_crops(images, rng, 4, crop)
+            pixels = to_signed(pixels, device)
             values.append(codec.vae.encode(pixels).latent_dist.mode().flatten())
     values = torch.cat(values)
     return float(values.mean()), float(1.0 / values.std())

@@ -143,12 +143,13 @@ def edited_classes(classes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def write_denoiser_card(args, config: dict, device) -> None:
     from ...synthesis.diffusion.change_sampler import load_latent_diffusion, synthesize_change
-    from .denoiser import load_labelled_images, random_labelled_crops
+    from .autoencoder import random_crops
+    from .denoiser import LABELLED_FIELDS, load_labelled_images
 
     target = Path(args.export)
     generator = load_latent_diffusion(target, args.autoencoder, device)
     _, held_out = load_labelled_images()
-    pixels, classes = random_labelled_crops(held_out, np.random.default_rng(11), 6, 256)
+    pixels, classes = random_crops(held_out, np.random.default_rng(11), 6, 256, LABELLED_FIELDS)
     rows = []
     rng = np.random.default_rng(0)
     for index in range(len(pixels)):

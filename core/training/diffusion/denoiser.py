@@ -13,18 +13,18 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from PIL import Image
 
+from ...data.sampling import stable_bucket
 from ...errors import InputError
 from ...events.classes import PROJECT_CLASSES, to_project_classes
 from ...paths import shared_data_dir
-from ...synthesis.diffusion.autoencoder import load_autoencoder
+from ...synthesis.diffusion.autoencoder import load_autoencoder, to_signed
 from ...synthesis.diffusion.process import GaussianDiffusion
 from ...synthesis.diffusion.rsdit import RSDiTConfig, build_rsdit
-from .autoencoder import HOLDOUT_EVERY, _stable_bucket, to_signed
+from .autoencoder import HOLDOUT_EVERY
 from .checkpoints import load_checkpoint
 
 LABELLED_SOURCES = (  # (glob of images, label folder relative to the image folder, class mapping)
@@ -35,6 +35,7 @@ LABELLED_SOURCES = (  # (glob of images, label folder relative to the image fold
 )
 BUILDING_SOURCES = ("xbd_harvey", "idabd", "xbd_joplin", "xbd_guatemala", "crowdai")  # RGB ones
 EVAL_TIMESTEPS = (50, 250, 500, 750)
+LABELLED_FIELDS = ("pixels", "classes")  # what `random_crops` cuts of a LabelledImage
 
 
 @dataclass
@@ -71,37 +72,10 @@ def load_labelled_images(root: Path | None = None) -> tuple[list[LabelledImage],
                 np.asarray(Image.open(path).convert("RGB")),
                 _read_labels(label_path, mapping),
             )
-            (held_out if _stable_bucket(relative, HOLDOUT_EVERY) == 0 else train).append(image)
+            (held_out if stable_bucket(relative, HOLDOUT_EVERY) == 0 else train).append(image)
     if not train:
         raise InputError(f"No labelled training images under {root}.")
     return train, held_out
-
-
-def random_labelled_crops(images: list[LabelledImage], rng: np.random.Generator, batch: int, crop: int):
-    """Crops of images and their class maps: sources drawn evenly, 0.5–1× scale, the eight dihedral transforms."""
-    by_source: dict[str, list[LabelledImage]] = {}
-    for image in images:
-        by_source.setdefault(image.source, []).append(image)
-    sources = sorted(by_source)
-    pixels = np.empty((batch, crop, crop, 3), np.uint8)
-    classes = np.empty((batch, crop, crop), np.uint8)
-    for index in range(batch):
-        choices = by_source[sources[rng.integers(len(sources))]]
-        image = choices[rng.integers(len(choices))]
-        height, width = image.classes.shape
-        low = max(0.5, crop / min(height, width))
-        size = int(np.ceil(crop / rng.uniform(low, max(low, 1.0))))
-        top, left = rng.integers(height - size + 1), rng.integers(width - size + 1)
-        patch = image.pixels[top : top + size, left : left + size]
-        labels = image.classes[top : top + size, left : left + size]
-        if size != crop:
-            patch = cv2.resize(patch, (crop, crop), interpolation=cv2.INTER_AREA)
-            labels = cv2.resize(labels, (crop, crop), interpolation=cv2.INTER_NEAREST)
-        turns, flip = rng.integers(4), rng.integers(2)
-        patch, labels = np.rot90(patch, turns), np.rot90(labels, turns)
-        pixels[index] = patch[:, ::-1] if flip else patch
-        classes[index] = labels[:, ::-1] if flip else labels
-    return pixels, classes
 
 
 def one_hot_batch(classes: np.ndarray, device) -> torch.Tensor:
