@@ -53,10 +53,7 @@ def threshold_sweep(probabilities: np.ndarray, labels: np.ndarray) -> dict:
     scores = {}
     for threshold in THRESHOLDS:
         predicted = probabilities >= threshold
-        tp = float(np.sum(predicted & labels))
-        fp = float(np.sum(predicted & ~labels))
-        fn = float(np.sum(~predicted & labels))
-        scores[float(threshold)] = 2 * tp / max(2 * tp + fp + fn, 1.0)
+        scores[float(threshold)] = Scores.from_counts("", *map(int, _counts(predicted, labels))).f1
     best = max(scores, key=scores.get)
     # The F1 curve is flat near its top and its argmax wanders between checkpoints; real pairs make the detector
     # more confident than synthetic ones (over-confident outputs), so take the most conservative near-best one.
