@@ -25,25 +25,10 @@ import torch
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
+from flop_rate import count_flops, matmul_peak  # noqa: E402
+
 from core.detection.changestar import build_changestar  # noqa: E402
 from core.detection.loading import load_detector  # noqa: E402
-
-
-def matmul_peak_gflops(dtype=torch.float32, size: int = 1024, repeats: int = 10) -> float:
-    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
-    a @ b
-    start = time.perf_counter()
-    for _ in range(repeats):
-        a @ b
-    return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
-
-
-def forward_flops(model, pair) -> int:
-    from torch.utils.flop_counter import FlopCounterMode
-
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(pair)
-    return counter.get_total_flops()
 
 
 def time_forward(model, pair, bf16: bool, repeats: int) -> float:
@@ -168,8 +153,8 @@ def main() -> None:
     else:
         model, threshold = build_changestar("efficientnet_lite0", imagenet=True).eval(), 0.5
     pair = torch.rand(1, 6, args.size, args.size) * 255
-    flops = forward_flops(model, pair)
-    peaks = {"fp32": matmul_peak_gflops(torch.float32), "bf16": matmul_peak_gflops(torch.bfloat16)}
+    flops = count_flops(lambda: model(pair))
+    peaks = {"fp32": matmul_peak(torch.float32).gflops, "bf16": matmul_peak(torch.bfloat16).gflops}
     report = {
         "threads": args.threads,
         "size": args.size,

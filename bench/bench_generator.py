@@ -22,6 +22,8 @@ import torch
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
+from flop_rate import count_flops, matmul_peak  # noqa: E402
+
 from core.synthesis.changen_gan import build_generator, load_generator  # noqa: E402
 
 VARIANTS = {
@@ -30,26 +32,6 @@ VARIANTS = {
     "bf16": (torch.bfloat16, False),
     "bf16+channels_last": (torch.bfloat16, True),
 }
-
-
-def matmul_peak_gflops(size: int = 1024, repeats: int = 10) -> tuple[float, float]:
-    """(by wall time, by process CPU time ÷ threads) of a float32 matmul."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    a @ b
-    wall, cpu = time.perf_counter(), time.process_time()
-    for _ in range(repeats):
-        a @ b
-    wall, cpu = time.perf_counter() - wall, (time.process_time() - cpu) / torch.get_num_threads()
-    flops = 2 * size**3 * repeats
-    return flops / wall / 1e9, flops / cpu / 1e9
-
-
-def forward_flops(generator, inputs) -> int:
-    from torch.utils.flop_counter import FlopCounterMode
-
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        generator(*inputs)
-    return counter.get_total_flops()
 
 
 def measure(variant: str, size: int, threads: int, repeats: int, weights: str | None) -> dict:
@@ -66,7 +48,7 @@ def measure(variant: str, size: int, threads: int, repeats: int, weights: str | 
         generator = generator.to(memory_format=torch.channels_last)
         image = image.contiguous(memory_format=torch.channels_last)
     inputs = (image, semantic_t, semantic_t1, noise)
-    flops = forward_flops(generator, inputs)
+    flops = count_flops(lambda: generator(*inputs))
     times, cpu_times = [], []
     with torch.no_grad(), torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None):
         for index in range(repeats + 1):
@@ -78,7 +60,7 @@ def measure(variant: str, size: int, threads: int, repeats: int, weights: str | 
     with torch.no_grad():
         fp32_out = generator(*inputs)
     median, cpu_median = statistics.median(times), statistics.median(cpu_times)
-    peak_wall, peak_cpu = matmul_peak_gflops()
+    peak = matmul_peak()
     return {
         "variant": variant,
         "size": size,
@@ -88,9 +70,9 @@ def measure(variant: str, size: int, threads: int, repeats: int, weights: str | 
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "gflop": round(flops / 1e9, 2),
         "achieved_gflops": round(flops / median / 1e9, 2),
-        "matmul_peak_gflops": round(peak_wall, 2),
+        "matmul_peak_gflops": round(peak.gflops, 2),
         "achieved_gflops_cpu_time": round(flops / cpu_median / 1e9, 2),
-        "matmul_peak_gflops_cpu_time": round(peak_cpu, 2),
+        "matmul_peak_gflops_cpu_time": round(peak.cpu_gflops, 2),
         "max_abs_diff_vs_fp32": round(float((out.float() - fp32_out).abs().max()), 4),
     }
 

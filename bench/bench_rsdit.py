@@ -25,15 +25,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(REPO_ROOT / "bench"))
 
-from bench_detector import matmul_peak_gflops  # noqa: E402
-
-
-def flops_of(call) -> int:
-    from torch.utils.flop_counter import FlopCounterMode
-
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        call()
-    return counter.get_total_flops()
+from flop_rate import count_flops, matmul_peak  # noqa: E402
 
 
 def median_seconds(call, repeats: int, bf16: bool) -> float:
@@ -70,7 +62,7 @@ def main() -> int:
     parser.add_argument("--autoencoder", type=Path)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    peaks = {"fp32": matmul_peak_gflops(torch.float32), "bf16": matmul_peak_gflops(torch.bfloat16)}
+    peaks = {"fp32": matmul_peak(torch.float32).gflops, "bf16": matmul_peak(torch.bfloat16).gflops}
     print(
         f"threads {args.threads}; matmul peak fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s"
     )
@@ -93,7 +85,7 @@ def main() -> int:
             "decode": lambda latent=latent: codec.decode(latent),
         }
         for name, call in parts.items():
-            flops = flops_of(call)
+            flops = count_flops(call)
             for precision in ("fp32", "bf16"):
                 seconds = median_seconds(call, args.repeats, precision == "bf16")
                 rate = flops / seconds / 1e9

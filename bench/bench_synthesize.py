@@ -22,6 +22,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from flop_rate import count_flops, matmul_peak  # noqa: E402
+
 TILE = 512
 PREVIEW = 256
 
@@ -63,16 +65,12 @@ def _measure(method: str, size: int, model: str | None, threads: int, repeats: i
         except Exception:  # no shipped weights yet: the same architecture, random weights
             generator = build_generator("cpu").eval()
             source = "random-init cpu config"
-        from torch.utils.flop_counter import FlopCounterMode
-
         pixels = torch.zeros(1, 3, size, size)
         labels = torch.zeros(1, size, size, dtype=torch.long)
-        with (
-            torch.no_grad(),
-            FlopCounterMode(display=False) as counter,
-        ):  # (inference_mode breaks spectral norm here)
-            generator(pixels, labels, labels, noise=torch.zeros(1, generator.noise_channels, size, size))
-        flops = counter.get_total_flops()
+        noise = torch.zeros(1, generator.noise_channels, size, size)
+        flops = count_flops(
+            lambda: generator(pixels, labels, labels, noise=noise)
+        )  # not inference_mode: spectral norm
     else:
         source = "baseline"
 
@@ -106,21 +104,6 @@ def _measure(method: str, size: int, model: str | None, threads: int, repeats: i
     )
 
 
-def matmul_peak(threads: int, size: int = 1024, repeats: int = 10) -> float:
-    """Best float32 matmul GFLOP/s on this machine now (the reference for the generator's efficiency)."""
-    import torch
-
-    torch.set_num_threads(threads)
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    a @ b
-    best = 0.0
-    for _ in range(repeats):
-        started = time.perf_counter()
-        a @ b
-        best = max(best, 2 * size**3 / (time.perf_counter() - started) / 1e9)
-    return best
-
-
 def _in_child(method, size, model, threads, repeats):
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
@@ -149,7 +132,10 @@ def main() -> int:
     parser.add_argument("--out", help="also write the results as JSON here")
     args = parser.parse_args()
 
-    peak = matmul_peak(args.threads)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    peak = matmul_peak().best_gflops  # the best single product: the reference for the generator's efficiency
     rows = [
         _in_child(method, TILE, args.model, args.threads, args.repeats)
         for method in ("copy-paste", "inpainting")
