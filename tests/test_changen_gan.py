@@ -31,15 +31,20 @@ def generator():
     return build_generator("cpu").eval()
 
 
-def test_cpu_config_size_and_output_range(generator):
+def test_cpu_config_size_and_the_output_follows_where_the_labels_change(generator):
     assert 1.5e6 <= count_parameters(generator) <= 3e6
     image, semantic_t, semantic_t1 = make_inputs()
+    moved = semantic_t1.clone()
+    moved[:, 40:60, 60:90] = 0
+    moved[:, 40:60, 5:35] = 1  # the created object elsewhere
     with torch.no_grad():
         out = generator(image, semantic_t, semantic_t1, torch.Generator().manual_seed(1))
-    assert out.shape == image.shape
-    assert out.dtype == torch.float32
-    assert out.min() >= -1 and out.max() <= 1
-    assert out.std() > 0
+        out_moved = generator(image, semantic_t, moved, torch.Generator().manual_seed(1))
+    assert out.shape == image.shape and out.dtype == torch.float32 and out.std() > 0.1
+    difference = (out - out_moved).abs().mean(dim=1)
+    where_moved = torch.cat([difference[:, 40:60, 60:90].flatten(), difference[:, 40:60, 5:35].flatten()])
+    far_away = difference[:, :6].flatten()  # rows above every change
+    assert where_moved.mean() > 4 * far_away.mean()
 
 
 def test_same_noise_seed_same_image_other_seed_other_image(generator):
