@@ -111,3 +111,14 @@ def test_core_never_imports_qgis(package):
             elif isinstance(node, ast.ImportFrom) and not node.level:
                 names = [node.module or ""]
             assert not [name for name in names if name.split(".")[0] == "qgis"], path
+
+
+def test_library_code_never_imports_the_command_line():
+    """core.cli holds thin commands over the library: nothing else in core imports it (core.__main__ dispatches)."""
+    graph = import_graph()
+    library = [
+        name for name in graph if name.startswith("core.") and not name.startswith(("core.cli", "core.__"))
+    ]
+    assert len(library) > 40
+    offenders = {name: sorted(t for t in graph[name] if t.startswith("core.cli")) for name in library}
+    assert not {name: targets for name, targets in offenders.items() if targets}
