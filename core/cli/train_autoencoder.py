@@ -1,8 +1,6 @@
 """`python -m core train-autoencoder`: the latent autoencoder of the diffusion generators (resumable)."""
 
 import argparse
-import json
-import signal
 import time
 from pathlib import Path
 
@@ -19,6 +17,7 @@ from ..training.diffusion.autoencoder import (
     random_crops,
 )
 from ..training.diffusion.checkpoints import load_checkpoint, save_checkpoint
+from ..training.run_loop import Cadence, append_jsonl, run_loop
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -80,48 +79,31 @@ def run(args) -> int:
     if state is not None:
         trainer.load(state)
         print(f"resumed at step {trainer.step}")
-    stop = {"requested": False}
-
-    def request_stop(signum, frame):
-        stop["requested"] = True
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
-    started, last_checkpoint = time.time(), time.time()
-    log_path = args.run_dir / "log.jsonl"
+    mark = time.time()
 
     def checkpoint() -> None:
-        trainer.elapsed += time.time() - checkpoint.mark
-        checkpoint.mark = time.time()
+        nonlocal mark
+        trainer.elapsed += time.time() - mark
+        mark = time.time()
         save_checkpoint(args.run_dir, trainer.state())
         codec = LatentCodec(trainer.vae.eval(), AUTOENCODER_PRESETS[args.preset])
         scores = evaluate(codec, eval_crops, device)
         trainer.vae.train()
-        with open(args.run_dir / "eval.jsonl", "a") as handle:
-            handle.write(json.dumps({"step": trainer.step, "hours": trainer.elapsed / 3600, **scores}) + "\n")
+        append_jsonl(
+            args.run_dir / "eval.jsonl", {"step": trainer.step, "hours": trainer.elapsed / 3600, **scores}
+        )
         print(
             f"step {trainer.step}: held-out PSNR {scores['psnr']:.2f} dB, SSIM {scores['ssim']:.3f}",
             flush=True,
         )
 
-    checkpoint.mark = time.time()
-    sums: dict[str, float] = {}
-    while trainer.step < args.steps and not stop["requested"]:
-        if args.minutes and time.time() - started > args.minutes * 60:
-            break
+    def train_step() -> dict[str, float]:
         (pixels,) = random_crops(train, trainer.rng, args.batch, args.crop)
-        images = to_signed(pixels, device)
-        for key, value in trainer.train_step(images).items():
-            sums[key] = sums.get(key, 0.0) + value
-        if trainer.step % args.log_every == 0:
-            row = {"step": trainer.step, **{k: round(v / args.log_every, 5) for k, v in sums.items()}}
-            with open(log_path, "a") as handle:
-                handle.write(json.dumps(row) + "\n")
-            sums = {}
-        if time.time() - last_checkpoint > args.checkpoint_minutes * 60:
-            checkpoint()
-            last_checkpoint = time.time()
-    checkpoint()
-    if stop["requested"]:
+        return trainer.train_step(to_signed(pixels, device))
+
+    def log(row: dict) -> None:
+        append_jsonl(args.run_dir / "log.jsonl", row)
+
+    if run_loop(train_step, lambda: trainer.step, Cadence.from_args(args), checkpoint, log):
         print("stopped: checkpoint saved; the same command resumes")
     return 0

@@ -1,8 +1,6 @@
 """`python -m core train-denoiser`: Changen2's RS-DiT in a frozen autoencoder's latent space (resumable)."""
 
 import argparse
-import json
-import signal
 import time
 from pathlib import Path
 
@@ -18,6 +16,7 @@ from ..training.diffusion.denoiser import (
     export_denoiser,
     load_labelled_images,
 )
+from ..training.run_loop import Cadence, append_jsonl, run_loop
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -77,14 +76,7 @@ def run(args) -> int:
     elif args.init:
         trainer.start_from(args.init)
         print(f"started from {args.init}", flush=True)
-    stop = {"requested": False}
-
-    def request_stop(signum, frame):
-        stop["requested"] = True
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
-    started = last_checkpoint = mark = time.time()
+    mark = time.time()
 
     def checkpoint() -> None:
         nonlocal mark
@@ -92,30 +84,20 @@ def run(args) -> int:
         mark = time.time()
         save_checkpoint(args.run_dir, trainer.state())
         scores = trainer.held_out_losses(eval_pixels, eval_classes)
-        with open(args.run_dir / "eval.jsonl", "a") as handle:
-            handle.write(json.dumps({"step": trainer.step, "hours": trainer.elapsed / 3600, **scores}) + "\n")
+        append_jsonl(
+            args.run_dir / "eval.jsonl", {"step": trainer.step, "hours": trainer.elapsed / 3600, **scores}
+        )
         print(f"step {trainer.step}: held-out {scores}", flush=True)
 
-    sums: dict[str, float] = {}
-    last_log = time.time()
-    while trainer.step < args.steps and not stop["requested"]:
-        if args.minutes and time.time() - started > args.minutes * 60:
-            break
-        pixels, classes = random_crops(train, trainer.rng, args.batch, args.crop, LABELLED_FIELDS)
-        for key, value in trainer.train_step(pixels, classes).items():
-            sums[key] = sums.get(key, 0.0) + value
-        if trainer.step % args.log_every == 0:
-            seconds = (time.time() - last_log) / args.log_every
-            last_log = time.time()
-            row = {"step": trainer.step, "s_per_step": round(seconds, 3)}
-            row.update({k: round(v / args.log_every, 5) for k, v in sums.items()})
-            with open(args.run_dir / "log.jsonl", "a") as handle:
-                handle.write(json.dumps(row) + "\n")
-            sums = {}
-        if time.time() - last_checkpoint > args.checkpoint_minutes * 60:
-            checkpoint()
-            last_checkpoint = time.time()
-    checkpoint()
-    if stop["requested"]:
+    def train_step() -> dict[str, float]:
+        return trainer.train_step(*random_crops(train, trainer.rng, args.batch, args.crop, LABELLED_FIELDS))
+
+    def log(row: dict) -> None:
+        append_jsonl(args.run_dir / "log.jsonl", row)
+
+    def speed(steps: int, seconds: float) -> dict:
+        return {"s_per_step": round(seconds / steps, 3)}
+
+    if run_loop(train_step, lambda: trainer.step, Cadence.from_args(args), checkpoint, log, speed=speed):
         print("stopped: checkpoint saved; the same command resumes")
     return 0

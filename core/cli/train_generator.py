@@ -3,7 +3,6 @@
 import argparse
 import csv
 import json
-import signal
 import time
 from pathlib import Path
 
@@ -37,6 +36,7 @@ from ..training.generator.trainer import (
     load_checkpoint,
     save_checkpoint,
 )
+from ..training.run_loop import Cadence, run_loop
 from .options import add_device_argument
 
 
@@ -124,70 +124,66 @@ def run(args) -> int:
             flush=True,
         )
 
-    stop = {"requested": False}
-
-    def request_stop(signum, frame):
-        stop["requested"] = True
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
-
     log_path = out / "log.csv"
     new_log = not log_path.exists()
     log_file = open(log_path, "a", newline="") if rank == 0 else None  # noqa: SIM115 (open for the whole run)
     writer = csv.DictWriter(log_file, LOG_FIELDS) if log_file else None
     if writer and new_log:
         writer.writeheader()
-    running = {}
-    last_checkpoint = last_log = time.monotonic()
-    steps_at_last_log = trainer.step
+
+    def train_step() -> dict[str, float]:
+        step_start = time.monotonic()
+        rng = np.random.default_rng([args.seed, rank, trainer.step])
+        noise_generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
+        batch = to_tensors(training_batch(tiles, shape_bank, rng, args.batch, args.crop), device)
+        noise = trainer.generator.sample_noise(args.batch, args.crop, args.crop, noise_generator)
+        losses = trainer.train_step(batch, noise)
+        trainer.wall_s += time.monotonic() - step_start
+        return losses
+
+    def speed(steps: int, seconds: float) -> dict:
+        return {"wall_s": round(trainer.wall_s, 1), "steps_per_s": round(steps / seconds, 3)}
+
+    def samples(step: int) -> dict | None:
+        if step % args.sample_every and step != args.steps:
+            return None
+        sample_start = time.monotonic()
+        synthesized = synthesize_samples(trainer.ema, eval_samples, args.seed, device)
+        metrics = fidelity_metrics(eval_samples, synthesized)
+        grid = sample_grid(eval_samples, synthesized)
+        write_png_atomic(out / "samples" / f"step_{step:07d}.png", grid)
+        write_png_atomic(out / "samples" / "latest.png", grid)
+        row = {"wall_s": round(trainer.wall_s, 1), **{key: round(value, 4) for key, value in metrics.items()}}
+        trainer.wall_s += time.monotonic() - sample_start
+        return row
+
+    def log(row: dict) -> None:
+        writer.writerow(row)
+        log_file.flush()
+        print(json.dumps(row), flush=True)
+
+    def checkpoint() -> None:
+        save_checkpoint(out, trainer.state())
+
     try:
-        while trainer.step < args.steps and not stop["requested"]:
-            step_start = time.monotonic()
-            rng = np.random.default_rng([args.seed, rank, trainer.step])
-            noise_generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
-            batch = to_tensors(training_batch(tiles, shape_bank, rng, args.batch, args.crop), device)
-            noise = trainer.generator.sample_noise(args.batch, args.crop, args.crop, noise_generator)
-            losses = trainer.train_step(batch, noise)
-            trainer.wall_s += time.monotonic() - step_start
-            for key, value in losses.items():
-                running[key] = running.get(key, 0.0) + value
-            if rank != 0:
-                continue
-            row = None
-            if trainer.step % args.log_every == 0:
-                now = time.monotonic()
-                count = trainer.step - steps_at_last_log
-                row = {key: round(value / max(count, 1), 5) for key, value in running.items()}
-                row.update(step=trainer.step, wall_s=round(trainer.wall_s, 1))
-                row["steps_per_s"] = round(count / (now - last_log), 3)
-                running, last_log, steps_at_last_log = {}, now, trainer.step
-            if trainer.step % args.sample_every == 0 or trainer.step == args.steps:
-                sample_start = time.monotonic()
-                synthesized = synthesize_samples(trainer.ema, eval_samples, args.seed, device)
-                metrics = fidelity_metrics(eval_samples, synthesized)
-                grid = sample_grid(eval_samples, synthesized)
-                write_png_atomic(out / "samples" / f"step_{trainer.step:07d}.png", grid)
-                write_png_atomic(out / "samples" / "latest.png", grid)
-                row = row or {"step": trainer.step, "wall_s": round(trainer.wall_s, 1)}
-                row.update({key: round(value, 4) for key, value in metrics.items()})
-                trainer.wall_s += time.monotonic() - sample_start
-            if row:
-                writer.writerow(row)
-                log_file.flush()
-                print(json.dumps(row), flush=True)
-            if time.monotonic() - last_checkpoint > 60 * args.checkpoint_minutes:
-                save_checkpoint(out, trainer.state())
-                last_checkpoint = time.monotonic()
+        interrupted = run_loop(
+            train_step,
+            lambda: trainer.step,
+            Cadence.from_args(args),
+            checkpoint,
+            log,
+            speed=speed,
+            after_step=samples,
+            lead=rank == 0,
+        )
         if rank == 0:
-            save_checkpoint(out, trainer.state())
             print(f"checkpoint at step {trainer.step} in {out / CHECKPOINT}", flush=True)
     finally:
         if log_file:
             log_file.close()
         if world_size > 1:
             dist.destroy_process_group()
-    if stop["requested"]:
+    if interrupted:
         print(
             f"interrupted at step {trainer.step}: checkpoint saved; the same command with --resume continues it."
         )

@@ -10,7 +10,6 @@ zero-shot detector lacks. The decision threshold is chosen on a held-out synthet
 import hashlib
 import json
 import os
-import signal
 import time
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from ...detection.changestar import ChangeStarConfig, build_changestar
 from ...detection.metrics import threshold_sweep
 from ...device import pick_device, use_bf16
 from ...paths import shared_data_dir
+from ..run_loop import Cadence, append_jsonl, run_loop
 from .model import (
     bce_dice_loss,
     frozen_trunk_modules,
@@ -116,9 +116,6 @@ def train(args) -> int:
     set_training_mode(model, frozen)
 
     val_images, val_labels = build_validation_set(args, tiles, pair_folders) if rank == 0 else (None, None)
-    stop_requested = []
-    signal.signal(signal.SIGTERM, lambda *_: stop_requested.append(True))
-    signal.signal(signal.SIGINT, signal.getsignal(signal.SIGTERM))  # Ctrl-C too: stop at a checkpoint
     log_path = run_dir / "log.jsonl"
     if rank == 0:
         print(
@@ -158,9 +155,9 @@ def train(args) -> int:
 
     started = time.time()
     session_start_elapsed = elapsed
-    last_save = time.time()
-    window_loss, window_start, window_pairs = [], time.time(), 0
-    while step < args.steps:
+
+    def train_step() -> dict[str, float]:
+        nonlocal step, pairs_seen, elapsed
         rng = np.random.default_rng([args.seed, rank, step])
         images, labels = sampler.batch(args.batch, rng)
         images, labels = images.to(device), labels.to(device)
@@ -177,42 +174,51 @@ def train(args) -> int:
         step += 1
         pairs_seen += args.batch * world
         elapsed = session_start_elapsed + time.time() - started
-        window_loss.append(float(loss.detach()))
-        window_pairs += args.batch * world
-        out_of_time = args.minutes and (time.time() - started) / 60 >= args.minutes
-        stop = bool(stop_requested) or step >= args.steps or out_of_time
-        if distributed:
-            flag = torch.tensor([float(stop)])
-            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-            stop = bool(flag.item())
-        if rank == 0 and (step % args.log_every == 0 or stop):
-            record = {
-                "step": step,
-                "loss": round(float(np.mean(window_loss)), 4),
-                "pairs_per_s": round(window_pairs / max(time.time() - window_start, 1e-9), 3),
-                "pairs_seen": pairs_seen,
-                "elapsed_min": round(elapsed / 60, 2),
-                "lr": optimizer.param_groups[0]["lr"],
-            }
-            with open(log_path, "a") as log:
-                log.write(json.dumps(record) + "\n")
-            print(json.dumps(record), flush=True)
-            window_loss, window_start, window_pairs = [], time.time(), 0
-        if rank == 0 and (stop or time.time() - last_save >= args.checkpoint_minutes * 60):
-            validation = validate()
-            save(validation)
-            last_save = time.time()
-            print(
-                f"checkpoint at step {step}: synthetic val F1 {validation['f1']:.3f} at threshold "
-                f"{validation['threshold']} (F1@0.5 {validation['f1_at_0.5']:.3f}, ECE {validation['ece']:.3f})",
-                flush=True,
-            )
-        if stop:
-            break
+        return {"loss": float(loss.detach())}
+
+    def speed(steps: int, seconds: float) -> dict:
+        return {
+            "pairs_per_s": round(steps * args.batch * world / max(seconds, 1e-9), 3),
+            "pairs_seen": pairs_seen,
+            "elapsed_min": round(elapsed / 60, 2),
+            "lr": optimizer.param_groups[0]["lr"],
+        }
+
+    def log(record: dict) -> None:
+        append_jsonl(log_path, record)
+        print(json.dumps(record), flush=True)
+
+    def checkpoint() -> None:
+        validation = validate()
+        save(validation)
+        print(
+            f"checkpoint at step {step}: synthetic val F1 {validation['f1']:.3f} at threshold "
+            f"{validation['threshold']} (F1@0.5 {validation['f1_at_0.5']:.3f}, ECE {validation['ece']:.3f})",
+            flush=True,
+        )
+
+    def agree(stop: bool) -> bool:
+        if not distributed:
+            return stop
+        flag = torch.tensor([float(stop)])
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag.item())
+
+    interrupted = run_loop(
+        train_step,
+        lambda: step,
+        Cadence.from_args(args),
+        checkpoint,
+        log,
+        speed=speed,
+        agree=agree,
+        lead=rank == 0,
+        digits=4,
+    )
     if distributed:
         dist.barrier()
         dist.destroy_process_group()
-    if stop_requested:
+    if interrupted:
         print(
             f"interrupted at step {step}: checkpoint saved in {checkpoint_path}; the same command resumes it."
         )

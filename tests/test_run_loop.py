@@ -1,0 +1,78 @@
+"""The trainers' shared run loop: log cadence, checkpoints, step target, time budget and stop signals."""
+
+import os
+import signal
+
+from core.training.run_loop import Cadence, StopSignals, run_loop
+
+
+class Counter:
+    def __init__(self, stop_signal_at=None):
+        self.step = 0
+        self.stop_signal_at = stop_signal_at
+        self.rows, self.checkpoints = [], []
+
+    def train_step(self):
+        self.step += 1
+        if self.step == self.stop_signal_at:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return {"loss": float(self.step)}
+
+    def run(self, cadence, **options):
+        return run_loop(
+            self.train_step,
+            lambda: self.step,
+            cadence,
+            lambda: self.checkpoints.append(self.step),
+            self.rows.append,
+            **options,
+        )
+
+
+def test_rows_every_few_steps_and_at_the_end_and_a_checkpoint_at_the_stop():
+    counter = Counter()
+    interrupted = counter.run(
+        Cadence(steps=5, checkpoint_minutes=60, log_every=2),
+        speed=lambda steps, seconds: {"steps": steps},
+        after_step=lambda step: {"sampled": True} if step == 3 else None,
+    )
+    assert not interrupted and counter.step == 5 and counter.checkpoints == [5]
+    assert counter.rows == [
+        {"step": 2, "loss": 1.5, "steps": 2},
+        {"step": 3, "sampled": True},
+        {"step": 4, "loss": 3.5, "steps": 2},
+        {"step": 5, "loss": 5.0, "steps": 1},
+    ]
+    again = Counter()
+    again.step = 5  # a finished run resumed with the same target: nothing to do
+    assert not again.run(Cadence(5, 60, 2)) and again.rows == [] and again.checkpoints == []
+
+
+def test_every_step_checkpoints_when_the_cadence_is_zero_and_other_processes_only_step():
+    counter = Counter()
+    counter.run(Cadence(steps=3, checkpoint_minutes=0, log_every=10))
+    assert counter.checkpoints == [1, 2, 3] and [row["step"] for row in counter.rows] == [3]
+    follower = Counter()
+    assert not follower.run(Cadence(steps=3, checkpoint_minutes=0, log_every=1), lead=False)
+    assert follower.step == 3 and follower.rows == [] and follower.checkpoints == []
+
+
+def test_a_signal_or_the_time_budget_stops_after_the_step_with_a_checkpoint():
+    previous = signal.getsignal(signal.SIGTERM)
+    counter = Counter(stop_signal_at=2)
+    assert counter.run(Cadence(steps=100, checkpoint_minutes=60, log_every=10))
+    assert counter.step == 2 and counter.checkpoints == [2] and counter.rows[-1]["step"] == 2
+    assert signal.getsignal(signal.SIGTERM) is previous  # the handlers come back
+    budget = Counter()
+    assert not budget.run(Cadence(steps=100, checkpoint_minutes=60, log_every=10, minutes=1e-9))
+    assert budget.step == 1 and budget.checkpoints == [1]
+    agreed = Counter()
+    agreed.run(Cadence(steps=100, checkpoint_minutes=60, log_every=10), agree=lambda stop: True)
+    assert agreed.step == 1  # another process asked to stop
+
+
+def test_stop_signals_note_sigint_too():
+    with StopSignals() as signals:
+        assert not signals.requested
+        os.kill(os.getpid(), signal.SIGINT)
+        assert signals.requested
