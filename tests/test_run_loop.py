@@ -76,3 +76,38 @@ def test_stop_signals_note_sigint_too():
         assert not signals.requested
         os.kill(os.getpid(), signal.SIGINT)
         assert signals.requested
+
+
+def test_the_diffusion_checkpoint_adds_the_hours_saves_and_scores(tmp_path, capsys):
+    import json
+    import time
+
+    import torch
+
+    from core.training.diffusion.checkpoints import autocast, checkpointer, load_checkpoint
+
+    class Trainer:
+        step, elapsed = 7, 3600.0
+
+        def state(self):
+            return {"step": self.step, "elapsed": self.elapsed, "weights": torch.ones(2)}
+
+    trainer = Trainer()
+    checkpoint = checkpointer(tmp_path, trainer, lambda: {"psnr": 30.0}, lambda scores: f"scored {scores}")
+    time.sleep(0.01)
+    checkpoint()
+    assert trainer.elapsed > 3600.0
+    state = load_checkpoint(tmp_path)
+    assert (
+        state["step"] == 7
+        and state["elapsed"] == trainer.elapsed
+        and torch.equal(state["weights"], torch.ones(2))
+    )
+    (row,) = [json.loads(line) for line in (tmp_path / "eval.jsonl").read_text().splitlines()]
+    assert row["step"] == 7 and row["psnr"] == 30.0 and row["hours"] > 1.0
+    assert "scored {'psnr': 30.0}" in capsys.readouterr().out
+    cpu, ones = torch.device("cpu"), torch.ones(2, 2)
+    with autocast("auto", cpu):
+        assert (ones @ ones).dtype == torch.bfloat16  # auto is bf16 on the CPU
+    with autocast("fp32", cpu):
+        assert (ones @ ones).dtype == torch.float32

@@ -1,10 +1,8 @@
 """`python -m core train-autoencoder`: the latent autoencoder of the diffusion generators (resumable)."""
 
 import argparse
-import time
+from functools import partial
 from pathlib import Path
-
-import torch
 
 from ..synthesis.diffusion.autoencoder import AUTOENCODER_PRESETS, LatentCodec, to_signed
 from ..training.diffusion.autoencoder import (
@@ -16,8 +14,13 @@ from ..training.diffusion.autoencoder import (
     load_training_images,
     random_crops,
 )
-from ..training.diffusion.checkpoints import load_checkpoint, save_checkpoint
-from ..training.run_loop import Cadence, append_jsonl, run_loop
+from ..training.diffusion.checkpoints import (
+    add_device_arguments,
+    checkpointer,
+    load_checkpoint,
+    training_device,
+)
+from ..training.run_loop import Cadence, add_run_arguments, append_jsonl, run_loop
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,14 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--freeze-encoder", action="store_true", help="train the decoder only (keeps the latent space)"
     )
-    parser.add_argument("--steps", type=int, default=1_000_000, help="stop after this many steps in total")
-    parser.add_argument("--minutes", type=float, default=0.0, help="stop after this many minutes (0 = none)")
-    parser.add_argument("--checkpoint-minutes", type=float, default=5.0)
-    parser.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--log-every", type=int, default=20)
+    add_run_arguments(parser, steps=1_000_000, log_every=20)
+    add_device_arguments(parser)
     parser.add_argument(
         "--eval-crops", type=int, default=EVAL_CROPS, help="held-out 256² crops scored per checkpoint"
     )
@@ -56,11 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from ..device import pick_device
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = pick_device(args.device)
+    device = training_device(args)
     args.run_dir.mkdir(parents=True, exist_ok=True)
     if args.export:
         codec, provenance = export_autoencoder(
@@ -79,31 +72,30 @@ def run(args) -> int:
     if state is not None:
         trainer.load(state)
         print(f"resumed at step {trainer.step}")
-    mark = time.time()
 
-    def checkpoint() -> None:
-        nonlocal mark
-        trainer.elapsed += time.time() - mark
-        mark = time.time()
-        save_checkpoint(args.run_dir, trainer.state())
+    def evaluate_codec() -> dict:
         codec = LatentCodec(trainer.vae.eval(), AUTOENCODER_PRESETS[args.preset])
         scores = evaluate(codec, eval_crops, device)
         trainer.vae.train()
-        append_jsonl(
-            args.run_dir / "eval.jsonl", {"step": trainer.step, "hours": trainer.elapsed / 3600, **scores}
-        )
-        print(
-            f"step {trainer.step}: held-out PSNR {scores['psnr']:.2f} dB, SSIM {scores['ssim']:.3f}",
-            flush=True,
-        )
+        return scores
+
+    checkpoint = checkpointer(
+        args.run_dir,
+        trainer,
+        evaluate_codec,
+        lambda scores: f"step {trainer.step}: held-out PSNR {scores['psnr']:.2f} dB, SSIM {scores['ssim']:.3f}",
+    )
 
     def train_step() -> dict[str, float]:
         (pixels,) = random_crops(train, trainer.rng, args.batch, args.crop)
         return trainer.train_step(to_signed(pixels, device))
 
-    def log(row: dict) -> None:
-        append_jsonl(args.run_dir / "log.jsonl", row)
-
-    if run_loop(train_step, lambda: trainer.step, Cadence.from_args(args), checkpoint, log):
+    if run_loop(
+        train_step,
+        lambda: trainer.step,
+        Cadence.from_args(args),
+        checkpoint,
+        partial(append_jsonl, args.run_dir / "log.jsonl"),
+    ):
         print("stopped: checkpoint saved; the same command resumes")
     return 0

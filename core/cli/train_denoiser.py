@@ -1,22 +1,26 @@
 """`python -m core train-denoiser`: Changen2's RS-DiT in a frozen autoencoder's latent space (resumable)."""
 
 import argparse
-import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ..synthesis.diffusion.rsdit import PRESETS
 from ..training.diffusion.autoencoder import random_crops
-from ..training.diffusion.checkpoints import load_checkpoint, save_checkpoint
+from ..training.diffusion.checkpoints import (
+    add_device_arguments,
+    checkpointer,
+    load_checkpoint,
+    training_device,
+)
 from ..training.diffusion.denoiser import (
     LABELLED_FIELDS,
     DenoiserTrainer,
     export_denoiser,
     load_labelled_images,
 )
-from ..training.run_loop import Cadence, append_jsonl, run_loop
+from ..training.run_loop import Cadence, add_run_arguments, append_jsonl, run_loop
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,14 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--ema", type=float, default=0.999, help="EMA decay of the exported weights")
-    parser.add_argument("--steps", type=int, default=10_000_000, help="stop after this many steps in total")
-    parser.add_argument("--minutes", type=float, default=0.0, help="stop after this many minutes (0 = none)")
-    parser.add_argument("--checkpoint-minutes", type=float, default=5.0)
-    parser.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--log-every", type=int, default=20)
+    add_run_arguments(parser, steps=10_000_000, log_every=20)
+    add_device_arguments(parser)
     parser.add_argument(
         "--init", type=Path, help="new runs: start from exported denoiser weights (.safetensors of --export)"
     )
@@ -50,11 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from ..device import pick_device
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = pick_device(args.device)
+    device = training_device(args)
     if args.export:
         config = export_denoiser(args.run_dir, args.export, args.autoencoder)
         print(f"wrote {args.export} (step {config['step']})")
@@ -76,28 +70,26 @@ def run(args) -> int:
     elif args.init:
         trainer.start_from(args.init)
         print(f"started from {args.init}", flush=True)
-    mark = time.time()
-
-    def checkpoint() -> None:
-        nonlocal mark
-        trainer.elapsed += time.time() - mark
-        mark = time.time()
-        save_checkpoint(args.run_dir, trainer.state())
-        scores = trainer.held_out_losses(eval_pixels, eval_classes)
-        append_jsonl(
-            args.run_dir / "eval.jsonl", {"step": trainer.step, "hours": trainer.elapsed / 3600, **scores}
-        )
-        print(f"step {trainer.step}: held-out {scores}", flush=True)
+    checkpoint = checkpointer(
+        args.run_dir,
+        trainer,
+        lambda: trainer.held_out_losses(eval_pixels, eval_classes),
+        lambda scores: f"step {trainer.step}: held-out {scores}",
+    )
 
     def train_step() -> dict[str, float]:
         return trainer.train_step(*random_crops(train, trainer.rng, args.batch, args.crop, LABELLED_FIELDS))
 
-    def log(row: dict) -> None:
-        append_jsonl(args.run_dir / "log.jsonl", row)
-
     def speed(steps: int, seconds: float) -> dict:
         return {"s_per_step": round(seconds / steps, 3)}
 
-    if run_loop(train_step, lambda: trainer.step, Cadence.from_args(args), checkpoint, log, speed=speed):
+    if run_loop(
+        train_step,
+        lambda: trainer.step,
+        Cadence.from_args(args),
+        checkpoint,
+        partial(append_jsonl, args.run_dir / "log.jsonl"),
+        speed=speed,
+    ):
         print("stopped: checkpoint saved; the same command resumes")
     return 0

@@ -8,6 +8,7 @@ from ..detection.changestar import ENCODERS
 from ..training.detector.card import write_model_card
 from ..training.detector.export import export_run, write_sample_grid, zero_shot_reports
 from ..training.detector.loop import train
+from ..training.run_loop import add_run_arguments
 from .options import add_device_argument, add_precision_argument
 
 
@@ -59,11 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cosine", action="store_true", help="decay the learning rate to zero at --steps (default: constant)"
     )
-    parser.add_argument("--steps", type=int, default=1_000_000, help="stop after this many steps in total")
-    parser.add_argument(
-        "--minutes", type=float, default=0.0, help="stop after this many minutes (0 = no limit)"
-    )
-    parser.add_argument("--checkpoint-minutes", type=float, default=5.0)
+    add_run_arguments(parser, steps=1_000_000, log_every=10)
     parser.add_argument(
         "--val-pairs", type=int, default=48, help="held-out synthetic pairs for the threshold"
     )
@@ -73,7 +70,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_device_argument(parser)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--log-every", type=int, default=10)
     parser.add_argument(
         "--export",
         type=Path,

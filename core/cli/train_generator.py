@@ -36,16 +36,14 @@ from ..training.generator.trainer import (
     load_checkpoint,
     save_checkpoint,
 )
-from ..training.run_loop import Cadence, run_loop
+from ..training.run_loop import Cadence, add_run_arguments, run_loop
 from .options import add_device_argument
 
 
 def add_arguments(parser):
     parser.add_argument("--out", required=True, help="run folder: checkpoint, log.csv, samples/")
     parser.add_argument("--config", default="cpu", help="generator widths: 'cpu' (shipped) or 'paper'")
-    parser.add_argument(
-        "--steps", type=int, default=200_000, help="total steps (a resumed run continues to it)"
-    )
+    add_run_arguments(parser, steps=200_000, log_every=25, minutes=False)
     parser.add_argument("--batch", type=int, default=4, help="crops per step and process")
     parser.add_argument("--crop", type=int, default=128, help="training crop size (multiple of 32)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads per process")
@@ -76,9 +74,7 @@ def add_arguments(parser):
     )
     parser.add_argument("--seed", type=int, default=0)
     add_device_argument(parser)
-    parser.add_argument("--log-every", type=int, default=25)
     parser.add_argument("--sample-every", type=int, default=500, help="steps between sample grids + metrics")
-    parser.add_argument("--checkpoint-minutes", type=float, default=5.0)
     parser.add_argument(
         "--export",
         nargs="?",

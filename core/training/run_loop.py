@@ -25,6 +25,22 @@ class Cadence:
         return cls(args.steps, args.checkpoint_minutes, args.log_every, getattr(args, "minutes", 0.0))
 
 
+def add_run_arguments(parser, steps: int, log_every: int, minutes: bool = True) -> None:
+    """The flags `Cadence.from_args` reads (`--minutes` where the trainer offers a time budget)."""
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=steps,
+        help="stop after this many steps in total (a resumed run continues)",
+    )
+    if minutes:
+        parser.add_argument(
+            "--minutes", type=float, default=0.0, help="stop after this many minutes (0 = no limit)"
+        )
+    parser.add_argument("--checkpoint-minutes", type=float, default=5.0)
+    parser.add_argument("--log-every", type=int, default=log_every, help="steps between log rows")
+
+
 class StopSignals:
     """While training, SIGTERM and SIGINT (Ctrl-C) are noted (`requested`) instead of interrupting a step; the
     previous handlers come back on exit."""

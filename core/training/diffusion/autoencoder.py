@@ -33,7 +33,7 @@ from ...synthesis.diffusion.autoencoder import (
     to_signed,
     to_uint8,
 )
-from .checkpoints import load_checkpoint
+from .checkpoints import autocast, load_checkpoint
 
 # RGB sources (Vaihingen is near-infrared false colour and SpaceNet Atlanta panchromatic: not RGB, left out)
 IMAGE_GLOBS = (
@@ -215,8 +215,7 @@ class Trainer:
         self.rng.bit_generator.state = json.loads(state["rng"])
 
     def autocast(self):
-        bf16 = self.args.precision == "bf16" or (self.args.precision == "auto" and self.device.type == "cpu")
-        return torch.autocast(self.device.type, torch.bfloat16, enabled=bf16)
+        return autocast(self.args.precision, self.device)
 
     def train_step(self, images: torch.Tensor) -> dict[str, float]:
         args = self.args

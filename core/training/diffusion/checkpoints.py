@@ -1,11 +1,17 @@
-"""The run folder's `checkpoint.pt` of both diffusion trainers: tensors and plain values only, written atomically and
-read with `weights_only=True` (a checkpoint from elsewhere cannot run code)."""
+"""The run folder and flags both diffusion trainers share: `checkpoint.pt` (tensors and plain values only, written
+atomically and read with `weights_only=True`, so a checkpoint from elsewhere cannot run code), the checkpoint step
+with its held-out scores in `eval.jsonl`, the device flags and the autocast rule."""
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 from ...atomic import atomic_path
+from ..run_loop import append_jsonl
+
+PRECISIONS = ("auto", "bf16", "fp32")
 
 
 def checkpoint_path(run_dir: Path) -> Path:
@@ -20,3 +26,45 @@ def save_checkpoint(run_dir: Path, state: dict) -> None:
 def load_checkpoint(run_dir: Path) -> dict | None:
     path = checkpoint_path(run_dir)
     return torch.load(path, map_location="cpu", weights_only=True) if path.is_file() else None
+
+
+def checkpointer(run_dir: Path, trainer, evaluate: Callable[[], dict], describe: Callable[[dict], str]):
+    """The run loop's checkpoint for `trainer` (with `step`, `elapsed` seconds and `state()`): adds the time since
+    the last one to `elapsed`, writes `checkpoint.pt`, then appends `evaluate()`'s held-out scores to `eval.jsonl`
+    and prints `describe(scores)`."""
+    mark = time.time()
+
+    def checkpoint() -> None:
+        nonlocal mark
+        trainer.elapsed += time.time() - mark
+        mark = time.time()
+        save_checkpoint(run_dir, trainer.state())
+        scores = evaluate()
+        append_jsonl(
+            run_dir / "eval.jsonl", {"step": trainer.step, "hours": trainer.elapsed / 3600, **scores}
+        )
+        print(describe(scores), flush=True)
+
+    return checkpoint
+
+
+def add_device_arguments(parser) -> None:
+    parser.add_argument("--precision", default="auto", choices=list(PRECISIONS))
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def training_device(args) -> torch.device:
+    """`--threads` applied, then the `--device` picked."""
+    from ...device import pick_device
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return pick_device(args.device)
+
+
+def autocast(precision: str, device: torch.device):
+    """bf16 autocast for `--precision bf16`, and for `auto` on the CPU."""
+    bf16 = precision == "bf16" or (precision == "auto" and device.type == "cpu")
+    return torch.autocast(device.type, torch.bfloat16, enabled=bf16)

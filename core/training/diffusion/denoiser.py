@@ -25,7 +25,7 @@ from ...synthesis.diffusion.autoencoder import load_autoencoder, to_signed
 from ...synthesis.diffusion.process import GaussianDiffusion
 from ...synthesis.diffusion.rsdit import RSDiTConfig, build_rsdit
 from .autoencoder import HOLDOUT_EVERY
-from .checkpoints import load_checkpoint
+from .checkpoints import autocast, load_checkpoint
 
 LABELLED_SOURCES = (  # (glob of images, label folder relative to the image folder, class mapping)
     ("buildings/{name}/images/*.png", "../masks", "buildings"),
@@ -103,8 +103,7 @@ class DenoiserTrainer:
         self.autoencoder_digest = self.codec.latent_space_digest()
 
     def autocast(self):
-        bf16 = self.args.precision == "bf16" or (self.args.precision == "auto" and self.device.type == "cpu")
-        return torch.autocast(self.device.type, torch.bfloat16, enabled=bf16)
+        return autocast(self.args.precision, self.device)
 
     def state(self) -> dict:
         return {
