@@ -78,24 +78,28 @@ def test_stop_signals_note_sigint_too():
         assert signals.requested
 
 
-def test_the_diffusion_checkpoint_adds_the_hours_saves_and_scores(tmp_path, capsys):
+def test_a_diffusion_run_logs_adds_the_hours_checkpoints_and_scores(tmp_path, capsys):
+    import argparse
     import json
-    import time
 
     import torch
 
-    from core.training.diffusion.checkpoints import autocast, checkpointer, load_checkpoint
+    from core.training.diffusion.checkpoints import autocast, load_checkpoint, run_training
 
     class Trainer:
-        step, elapsed = 7, 3600.0
+        step, elapsed = 5, 3600.0
 
         def state(self):
             return {"step": self.step, "elapsed": self.elapsed, "weights": torch.ones(2)}
 
+        def train_step(self):
+            self.step += 1
+            return {"loss": 0.5}
+
     trainer = Trainer()
-    checkpoint = checkpointer(tmp_path, trainer, lambda: {"psnr": 30.0}, lambda scores: f"scored {scores}")
-    time.sleep(0.01)
-    checkpoint()
+    args = argparse.Namespace(run_dir=tmp_path, steps=7, checkpoint_minutes=60.0, log_every=1, minutes=0.0)
+    describe = lambda scores: f"scored {scores}"  # noqa: E731
+    assert run_training(args, trainer, trainer.train_step, lambda: {"psnr": 30.0}, describe) == 0
     assert trainer.elapsed > 3600.0
     state = load_checkpoint(tmp_path)
     assert (
@@ -103,6 +107,8 @@ def test_the_diffusion_checkpoint_adds_the_hours_saves_and_scores(tmp_path, caps
         and state["elapsed"] == trainer.elapsed
         and torch.equal(state["weights"], torch.ones(2))
     )
+    rows = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert rows == [{"step": 6, "loss": 0.5}, {"step": 7, "loss": 0.5}]
     (row,) = [json.loads(line) for line in (tmp_path / "eval.jsonl").read_text().splitlines()]
     assert row["step"] == 7 and row["psnr"] == 30.0 and row["hours"] > 1.0
     assert "scored {'psnr': 30.0}" in capsys.readouterr().out

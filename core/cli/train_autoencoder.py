@@ -1,7 +1,6 @@
 """`python -m core train-autoencoder`: the latent autoencoder of the diffusion generators (resumable)."""
 
 import argparse
-from functools import partial
 from pathlib import Path
 
 from ..synthesis.diffusion.autoencoder import AUTOENCODER_PRESETS, LatentCodec, to_signed
@@ -16,11 +15,11 @@ from ..training.diffusion.autoencoder import (
 )
 from ..training.diffusion.checkpoints import (
     add_device_arguments,
-    checkpointer,
     load_checkpoint,
+    run_training,
     training_device,
 )
-from ..training.run_loop import Cadence, add_run_arguments, append_jsonl, run_loop
+from ..training.run_loop import add_run_arguments
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -79,23 +78,14 @@ def run(args) -> int:
         trainer.vae.train()
         return scores
 
-    checkpoint = checkpointer(
-        args.run_dir,
-        trainer,
-        evaluate_codec,
-        lambda scores: f"step {trainer.step}: held-out PSNR {scores['psnr']:.2f} dB, SSIM {scores['ssim']:.3f}",
-    )
-
     def train_step() -> dict[str, float]:
         (pixels,) = random_crops(train, trainer.rng, args.batch, args.crop)
         return trainer.train_step(to_signed(pixels, device))
 
-    if run_loop(
+    return run_training(
+        args,
+        trainer,
         train_step,
-        lambda: trainer.step,
-        Cadence.from_args(args),
-        checkpoint,
-        partial(append_jsonl, args.run_dir / "log.jsonl"),
-    ):
-        print("stopped: checkpoint saved; the same command resumes")
-    return 0
+        evaluate_codec,
+        lambda scores: f"step {trainer.step}: held-out PSNR {scores['psnr']:.2f} dB, SSIM {scores['ssim']:.3f}",
+    )

@@ -1,7 +1,6 @@
 """`python -m core train-denoiser`: Changen2's RS-DiT in a frozen autoencoder's latent space (resumable)."""
 
 import argparse
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -10,8 +9,8 @@ from ..synthesis.diffusion.rsdit import PRESETS
 from ..training.diffusion.autoencoder import random_crops
 from ..training.diffusion.checkpoints import (
     add_device_arguments,
-    checkpointer,
     load_checkpoint,
+    run_training,
     training_device,
 )
 from ..training.diffusion.denoiser import (
@@ -20,7 +19,7 @@ from ..training.diffusion.denoiser import (
     export_denoiser,
     load_labelled_images,
 )
-from ..training.run_loop import Cadence, add_run_arguments, append_jsonl, run_loop
+from ..training.run_loop import add_run_arguments
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -70,12 +69,6 @@ def run(args) -> int:
     elif args.init:
         trainer.start_from(args.init)
         print(f"started from {args.init}", flush=True)
-    checkpoint = checkpointer(
-        args.run_dir,
-        trainer,
-        lambda: trainer.held_out_losses(eval_pixels, eval_classes),
-        lambda scores: f"step {trainer.step}: held-out {scores}",
-    )
 
     def train_step() -> dict[str, float]:
         return trainer.train_step(*random_crops(train, trainer.rng, args.batch, args.crop, LABELLED_FIELDS))
@@ -83,13 +76,11 @@ def run(args) -> int:
     def speed(steps: int, seconds: float) -> dict:
         return {"s_per_step": round(seconds / steps, 3)}
 
-    if run_loop(
+    return run_training(
+        args,
+        trainer,
         train_step,
-        lambda: trainer.step,
-        Cadence.from_args(args),
-        checkpoint,
-        partial(append_jsonl, args.run_dir / "log.jsonl"),
-        speed=speed,
-    ):
-        print("stopped: checkpoint saved; the same command resumes")
-    return 0
+        lambda: trainer.held_out_losses(eval_pixels, eval_classes),
+        lambda scores: f"step {trainer.step}: held-out {scores}",
+        speed,
+    )

@@ -61,15 +61,7 @@ def train(args) -> int:
     tiles = [] if args.no_star else load_building_tiles(args.star or shared_data_dir() / "buildings")
     pair_folders = find_pair_folders(args.pairs)
     train_folders = [folder for folder in pair_folders if not is_validation_pair(folder)]
-    sampler = PairSampler(
-        tiles,
-        train_folders,
-        args.crop,
-        args.star_fraction,
-        args.no_change_fraction,
-        args.local_star,
-        args.balance_sources,
-    )
+    sampler = PairSampler.from_args(args, tiles, train_folders)
 
     model_config = ChangeStarConfig(encoder=args.encoder, fpn_channels=args.fpn_channels)
     held_out_names = sorted(f"{f.parent.name}/{f.name}" for f in pair_folders if is_validation_pair(f))

@@ -45,6 +45,19 @@ class PairSampler:
         if not tiles:
             self.star_fraction = 0.0
 
+    @classmethod
+    def from_args(cls, args, tiles: list[BuildingTile], pair_folders: list[Path]) -> "PairSampler":
+        """The mixture `train-detector`'s flags ask for (`--crop`, `--star-fraction`, …)."""
+        return cls(
+            tiles,
+            pair_folders,
+            args.crop,
+            args.star_fraction,
+            args.no_change_fraction,
+            args.local_star,
+            args.balance_sources,
+        )
+
     def _tile(self, rng: np.random.Generator) -> BuildingTile:
         """A random tile; with `balance_sources` every source is drawn equally often, whatever its tile count."""
         return self.tiles_by_source.draw(rng)
@@ -119,14 +132,6 @@ def build_validation_set(args, tiles, pair_folders) -> tuple[torch.Tensor, torch
     """A fixed synthetic set (held-out generated pairs when there are any, else STAR pairs of a fixed seed),
     mixed like training so the change prevalence is the one the detector is trained for."""
     held_out = [folder for folder in pair_folders if is_validation_pair(folder)]
-    sampler = PairSampler(
-        tiles,
-        held_out,
-        args.crop,
-        args.star_fraction,
-        args.no_change_fraction,
-        args.local_star,
-        args.balance_sources,
-    )
+    sampler = PairSampler.from_args(args, tiles, held_out)
     rng = np.random.default_rng([args.seed, 99991])
     return sampler.batch(args.val_pairs, rng)

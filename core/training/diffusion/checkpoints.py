@@ -1,15 +1,16 @@
 """The run folder and flags both diffusion trainers share: `checkpoint.pt` (tensors and plain values only, written
 atomically and read with `weights_only=True`, so a checkpoint from elsewhere cannot run code), the checkpoint step
-with its held-out scores in `eval.jsonl`, the device flags and the autocast rule."""
+with its held-out scores in `eval.jsonl`, the run in the shared loop, the device flags and the autocast rule."""
 
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import torch
 
 from ...atomic import atomic_path
-from ..run_loop import append_jsonl
+from ..run_loop import Cadence, append_jsonl, run_loop
 
 PRECISIONS = ("auto", "bf16", "fp32")
 
@@ -28,24 +29,34 @@ def load_checkpoint(run_dir: Path) -> dict | None:
     return torch.load(path, map_location="cpu", weights_only=True) if path.is_file() else None
 
 
-def checkpointer(run_dir: Path, trainer, evaluate: Callable[[], dict], describe: Callable[[dict], str]):
-    """The run loop's checkpoint for `trainer` (with `step`, `elapsed` seconds and `state()`): adds the time since
-    the last one to `elapsed`, writes `checkpoint.pt`, then appends `evaluate()`'s held-out scores to `eval.jsonl`
-    and prints `describe(scores)`."""
+def run_training(
+    args,
+    trainer,
+    train_step: Callable[[], dict[str, float]],
+    evaluate: Callable[[], dict],
+    describe: Callable[[dict], str],
+    speed: Callable[[int, float], dict] = lambda steps, seconds: {},
+) -> int:
+    """A diffusion trainer's run in the shared loop, logging to `log.jsonl`. `trainer` has `step`, `elapsed`
+    (seconds) and `state()`; each checkpoint adds the time since the last one to `elapsed`, writes
+    `checkpoint.pt`, then appends `evaluate()`'s held-out scores to `eval.jsonl` and prints `describe(scores)`."""
     mark = time.time()
 
     def checkpoint() -> None:
         nonlocal mark
         trainer.elapsed += time.time() - mark
         mark = time.time()
-        save_checkpoint(run_dir, trainer.state())
+        save_checkpoint(args.run_dir, trainer.state())
         scores = evaluate()
         append_jsonl(
-            run_dir / "eval.jsonl", {"step": trainer.step, "hours": trainer.elapsed / 3600, **scores}
+            args.run_dir / "eval.jsonl", {"step": trainer.step, "hours": trainer.elapsed / 3600, **scores}
         )
         print(describe(scores), flush=True)
 
-    return checkpoint
+    log = partial(append_jsonl, args.run_dir / "log.jsonl")
+    if run_loop(train_step, lambda: trainer.step, Cadence.from_args(args), checkpoint, log, speed=speed):
+        print("stopped: checkpoint saved; the same command resumes")
+    return 0
 
 
 def add_device_arguments(parser) -> None:
