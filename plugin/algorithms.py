@@ -4,11 +4,11 @@
 from qgis.core import (
     QgsProcessingAlgorithm,
     QgsProcessingContext,
-    QgsProcessingLayerPostProcessorInterface,
-    QgsProcessingUtils,
     QgsProcessingException,
+    QgsProcessingLayerPostProcessorInterface,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
+    QgsProcessingUtils,
 )
 
 from ..core.device import DEVICE_CHOICES
