@@ -147,7 +147,7 @@ def test_edits_survive_other_layers_being_added(joplin, shared_data):
 
 
 def test_drawn_random_events_are_not_added_twice(joplin):
-    from changen.plugin.tasks import simulate_edits
+    from changen.plugin.synthesis_jobs import simulate_edits
 
     _, _, tab = joplin
     tab.random_remove.setValue(3)

@@ -319,7 +319,7 @@ def test_changen_preview_with_a_warmed_up_generator(shared_data, qgis_iface, doc
     from changen.core.paths import MODELS_DIR
     from changen.core.synthesis.changen_gan import build_generator
     from changen.core.weights import save_weights
-    from changen.plugin import tasks
+    from changen.plugin import generators
     from changen.plugin.settings import load_settings, save_settings
 
     settings = load_settings()
@@ -342,7 +342,8 @@ def test_changen_preview_with_a_warmed_up_generator(shared_data, qgis_iface, doc
         tab.buildings_combo.setLayer(buildings)
         wait_until(lambda: not tab.warm_up_runner.busy)
         assert any(
-            key[:2] == ("changen", settings.generator_model or "changen_gan_cpu") for key in tasks._GENERATORS
+            key[:2] == ("changen", settings.generator_model or "changen_gan_cpu")
+            for key in generators._GENERATORS
         )
         canvas = qgis_iface.mapCanvas()
         canvas.setDestinationCrs(image.crs())

@@ -8,8 +8,9 @@ from qgis.PyQt.QtWidgets import QCheckBox, QFormLayout, QLabel, QVBoxLayout, QWi
 
 from ..core.errors import InputError
 from ..plugin import layers as layer_io
+from ..plugin.detect_jobs import DetectRequest, detect_job
 from ..plugin.settings import load_settings, save_settings
-from ..plugin.tasks import DetectRequest, LatestRequestRunner, detect_job
+from ..plugin.tasks import LatestRequestRunner
 from .messages import report, report_error
 from .pair_notes import grid_note
 from .widgets import RunControls, double_spin

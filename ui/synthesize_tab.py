@@ -31,6 +31,7 @@ from qgis.PyQt.QtWidgets import (
 
 from ..core.errors import InputError
 from ..plugin import layers as layer_io
+from ..plugin.generators import generator_is_cached, warm_up_job
 from ..plugin.map_tools import (
     CreateBuildingTool,
     EditOverlay,
@@ -41,16 +42,8 @@ from ..plugin.map_tools import (
 )
 from ..plugin.method_scope import scope_of
 from ..plugin.settings import SYNTHESIS_METHODS, UNCHANGED_MODES, load_settings, save_settings
-from ..plugin.tasks import (
-    LatestRequestRunner,
-    PlacementSpec,
-    SynthesisRequest,
-    export_job,
-    generator_is_cached,
-    preview_job,
-    random_edits,
-    warm_up_job,
-)
+from ..plugin.synthesis_jobs import PlacementSpec, SynthesisRequest, export_job, preview_job
+from ..plugin.tasks import LatestRequestRunner
 from .messages import log, report, report_error
 from .pair_notes import overlap_note, view_note
 from .widgets import RunControls, button, double_spin, row, spin
@@ -265,10 +258,11 @@ class SynthesizeTab(QWidget):
         if self.method.currentData() != "changen":
             return
         settings = load_settings()
-        if generator_is_cached(settings.generator_model, settings.device):
+        if generator_is_cached("changen", settings.generator_model, settings.device):
             return
         self.warm_up_runner.submit(
-            "Changen: loading the generator", warm_up_job(settings.generator_model, settings.device)
+            "Changen: loading the generator",
+            warm_up_job("changen", settings.generator_model, settings.device),
         )
 
     def _warmed_up(self, outcome):
@@ -493,7 +487,7 @@ class SynthesizeTab(QWidget):
                 raise InputError(
                     "Set how many buildings to remove and create (Random events), then click again."
                 )
-            removals, creations = random_edits(request)
+            removals, creations = request.random_edits()
             if not removals and not creations:
                 self._explain_no_edits(image)  # raises with the reason: layers apart, or none in the view
         except Exception as error:  # noqa: BLE001 (reported to the analyst)
