@@ -42,7 +42,7 @@ def joplin(shared_data, qgis_iface, dock):
     assert image.isValid() and buildings.isValid()
     QgsProject.instance().addMapLayers([image, buildings])
     tab = dock.synthesize_tab
-    tab.method.setCurrentIndex(tab.method.findData("inpainting"))
+    tab.options.method.setCurrentIndex(tab.options.method.findData("inpainting"))
     tab.image_combo.setLayer(image)
     tab.buildings_combo.setLayer(buildings)
     canvas = qgis_iface.mapCanvas()

@@ -30,7 +30,7 @@ def test_qgis_process_lists_the_provider_with_packages_missing(tmp_path):
 
 # ------------------------------------------------------------------------------------------------ dock items
 def _mark_in_view(tab, count):
-    session = tab._ensure_session()
+    session = tab.edits.ensure_session()
     request = tab.build_request(tab._view_window(tab.image_layer()))
     inside = request.buildings[request.buildings.geometry.area > 60].fid.tolist()
     for fid in inside[:count]:
@@ -52,8 +52,8 @@ def test_copy_paste_says_it_only_creates_and_reports_no_removal(joplin):
     from dock_fixtures import wait_until
 
     _, _, tab = joplin
-    tab.method.setCurrentIndex(tab.method.findData("copy-paste"))
-    assert "only creates" in tab.method_hint.text()  # said before the run
+    tab.options.method.setCurrentIndex(tab.options.method.findData("copy-paste"))
+    assert "only creates" in tab.options.method_hint.text()  # said before the run
     assert len(_mark_in_view(tab, 3)) == 3
     tab.preview()
     wait_until(lambda: not tab.preview_runner.busy)
@@ -66,10 +66,10 @@ def test_inpainting_says_it_only_removes_and_reports_no_creation(joplin):
     from dock_fixtures import wait_until
 
     _, _, tab = joplin
-    tab.method.setCurrentIndex(tab.method.findData("inpainting"))
-    assert "only removes" in tab.method_hint.text()
-    tab.random_create.setValue(2)
-    tab.random_remove.setValue(1)
+    tab.options.method.setCurrentIndex(tab.options.method.findData("inpainting"))
+    assert "only removes" in tab.options.method_hint.text()
+    tab.options.random_create.setValue(2)
+    tab.options.random_remove.setValue(1)
     tab.preview()
     wait_until(lambda: not tab.preview_runner.busy)
     note = tab.result_note.text()
@@ -89,7 +89,7 @@ def test_buildings_off_the_image_say_where_each_layer_is(joplin, qgis_iface):
     far.updateExtents()
     QgsProject.instance().addMapLayer(far)
     tab.buildings_combo.setLayer(far)
-    tab.random_remove.setValue(1)
+    tab.options.random_remove.setValue(1)
     for messages in qgis_iface.messageBar().messages.values():
         messages.clear()
     tab.random_events()
