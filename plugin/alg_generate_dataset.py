@@ -114,7 +114,7 @@ class GenerateSyntheticDataset(ChangenAlgorithm):
     def run_algorithm(self, parameters, context, feedback):
         from ..core.data.dataset import find_sources, generate
         from ..core.data.recipes import Settings
-        from ..core.synthesis.synthesize import DEFAULT_GENERATOR
+        from ..core.synthesis.synthesize import DEFAULT_MODELS, load_synthesis_generator
 
         method = METHODS[self.parameterAsEnum(parameters, "METHOD", context)][0]
         settings = Settings(
@@ -132,13 +132,12 @@ class GenerateSyntheticDataset(ChangenAlgorithm):
         out = Path(self.parameterAsString(parameters, "OUTPUT", context))
         sources = find_sources([self.parameterAsFile(parameters, "SOURCE", context)])
         generator, device = None, "cpu"
-        if method == "changen":
+        if method in DEFAULT_MODELS:
             from ..core.device import describe_device, pick_device
-            from ..core.synthesis.changen_gan import load_generator
 
             device = pick_device(self.device(parameters, context))
-            model = self.parameterAsString(parameters, "MODEL", context).strip() or DEFAULT_GENERATOR
-            generator = load_generator(model, device)
+            model = self.parameterAsString(parameters, "MODEL", context).strip() or DEFAULT_MODELS[method]
+            generator = load_synthesis_generator(method, model, device)
             feedback.pushInfo(f"generator {model} on {describe_device(device)}")
         written = skipped = 0
         for index in range(pairs):  # one pair per call (shard index/pairs) gives progress and cancel per pair

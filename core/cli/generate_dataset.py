@@ -8,7 +8,7 @@ from pathlib import Path
 from ..data.dataset import DATASET_METHODS, find_sources, generate
 from ..data.recipes import Settings
 from ..errors import InputError
-from ..synthesis.synthesize import DEFAULT_GENERATOR
+from ..synthesis.synthesize import DEFAULT_GENERATOR, DEFAULT_MODELS, load_synthesis_generator
 from .options import add_device_argument
 
 
@@ -106,12 +106,11 @@ def run(args) -> int:
         create_max=args.create_max,
     )
     generator, device = None, "cpu"
-    if args.method == "changen":
+    if args.method in DEFAULT_MODELS:
         from ..device import describe_device, pick_device
-        from ..synthesis.changen_gan import load_generator
 
         device = pick_device(args.device)
-        generator = load_generator(args.model, device)
+        generator = load_synthesis_generator(args.method, args.model, device)
         print(f"generator {args.model} on {describe_device(device)}")
     counts = generate(
         find_sources(args.source),
