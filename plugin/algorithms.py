@@ -8,7 +8,7 @@ from qgis.core import (
     QgsProcessingParameterEnum,
 )
 
-from ..core.device import DEVICE_CHOICES
+from ..core.device import DEVICE_CHOICES, DEVICE_LABELS
 from ..core.errors import Canceled, InputError
 
 
@@ -54,7 +54,10 @@ class ChangenAlgorithm(QgsProcessingAlgorithm):
     def add_device_parameter(self):
         self.add_advanced(
             QgsProcessingParameterEnum(
-                "DEVICE", "Device", options=["Auto (CUDA when present)", "CPU", "CUDA"], defaultValue=0
+                "DEVICE",
+                "Device",
+                options=[DEVICE_LABELS[choice] for choice in DEVICE_CHOICES],
+                defaultValue=0,
             )
         )
 

@@ -3,7 +3,7 @@
 from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
-from . import ICON_PATH
+from . import ICON_PATH, LOG_TAG
 
 
 class ChangenProvider(QgsProcessingProvider):
@@ -17,10 +17,10 @@ class ChangenProvider(QgsProcessingProvider):
         return "changen"
 
     def name(self):
-        return "Changen"
+        return LOG_TAG
 
     def longName(self):  # noqa: N802 (QGIS's name)
-        return "Changen: generative change modelling"
+        return f"{LOG_TAG}: generative change modelling"
 
     def icon(self):
         return QIcon(ICON_PATH)

@@ -96,7 +96,7 @@ def simulate_edits(request: SynthesisRequest) -> SimulatedEdits:
     from ..core.events.series import Series, iterate_series
     from ..core.io.labels import polygons_to_state
     from ..core.io.rasters import read_raster
-    from .method_scope import limit_to_scope
+    from ..core.synthesis.methods import limit_to_method
 
     image = read_raster(request.image_path, bands=_image_bands(request.image_path), window=request.window)
     located = polygons_to_state(request.buildings, image.grid, id_field="fid")
@@ -110,8 +110,7 @@ def simulate_edits(request: SynthesisRequest) -> SimulatedEdits:
     creations = _creations(request, located)
     planned_removals = len(remove_ids) + request.random_remove * request.steps
     planned_creations = len(creations) + request.random_create * request.steps
-    # the events keep only what the method does, so counts, masks and polygons are honest
-    removes, creates, scope_notes = limit_to_scope(request.method, planned_removals, planned_creations)
+    removes, creates, scope_notes = limit_to_method(request.method, planned_removals, planned_creations)
     notes += scope_notes
     every_step = {
         "remove": request.random_remove if removes else 0,

@@ -4,17 +4,9 @@ in the settings as soon as they change."""
 
 from qgis.PyQt.QtWidgets import QComboBox, QFormLayout, QGroupBox, QLabel, QVBoxLayout, QWidget
 
-from ..plugin.method_scope import scope_of
-from ..plugin.settings import SYNTHESIS_METHODS, UNCHANGED_MODES, load_settings, save_settings
+from ..core.synthesis.methods import DEFAULT_MODELS, METHOD_INFO, METHODS, UNCHANGED_LABELS, UNCHANGED_MODES
+from ..plugin.settings import load_settings, save_settings
 from .widgets import button, row, spin
-
-METHOD_LABELS = {
-    "changen": "Changen (generator)",
-    "changen2": "Changen2 (RS-DiT diffusion)",
-    "copy-paste": "Copy-Paste",
-    "inpainting": "Inpainting",
-}
-UNCHANGED_LABELS = {"keep": "Keep the rest of the image", "regenerate": "Regenerate the whole image"}
 
 
 class SynthesisOptions(QWidget):
@@ -47,9 +39,9 @@ class SynthesisOptions(QWidget):
         settings = load_settings()
         self.method = QComboBox()
         self.method.setObjectName("ChangenMethod")
-        for key in SYNTHESIS_METHODS:
-            self.method.addItem(METHOD_LABELS[key], key)
-        self.method.setCurrentIndex(SYNTHESIS_METHODS.index(settings.synthesis_method))
+        for key in METHODS:
+            self.method.addItem(METHOD_INFO[key].label, key)
+        self.method.setCurrentIndex(METHODS.index(settings.synthesis_method))
         run_form.addRow("Time steps / method", row(self.steps, self.method))
         self.method_hint = QLabel()  # what the method does, said before the run
         self.method_hint.setObjectName("ChangenMethodHint")
@@ -72,8 +64,8 @@ class SynthesisOptions(QWidget):
         self.unchanged.currentIndexChanged.connect(self._unchanged_changed)
 
     def _show_method(self):
-        self.unchanged.setEnabled(self.method.currentData() in ("changen", "changen2"))
-        self.method_hint.setText(scope_of(self.method.currentData()).description)
+        self.unchanged.setEnabled(self.method.currentData() in DEFAULT_MODELS)  # the generative methods
+        self.method_hint.setText(METHOD_INFO[self.method.currentData()].description)
 
     def _method_changed(self, *_):
         settings = load_settings()
