@@ -153,10 +153,6 @@ class DetectTab(QWidget):
         self.runner.cancel()
 
 
-def _same_pixels(a: QgsRasterLayer, b: QgsRasterLayer) -> bool:
-    return a.width() == b.width() and a.height() == b.height() and a.extent() == b.extent()
-
-
 def _remove_folder(result) -> None:
     import shutil
 
