@@ -14,7 +14,7 @@ _GENERATOR_LOCK = threading.Lock()
 
 
 def _key(method: str, model: str | None, device) -> tuple[str, str, str]:
-    from ..core.synthesis.synthesize import DEFAULT_MODELS
+    from ..core.synthesis.methods import DEFAULT_MODELS
 
     if method == "changen2":  # the Settings model file is the Changen GAN's; RS-DiT uses its shipped file
         model = None
@@ -23,7 +23,8 @@ def _key(method: str, model: str | None, device) -> tuple[str, str, str]:
 
 def cached_generator(method: str, model: str | None, device):
     """The model `method` needs on `device` (None for the baselines), from the cache or loaded into it."""
-    from ..core.synthesis.synthesize import DEFAULT_MODELS, load_synthesis_generator
+    from ..core.synthesis.methods import DEFAULT_MODELS
+    from ..core.synthesis.synthesize import load_synthesis_generator
 
     if method not in DEFAULT_MODELS:
         return None
