@@ -3,6 +3,5 @@
 from ..core.paths import REPO_ROOT
 
 ICON_PATH = str(REPO_ROOT / "resources" / "icons" / "changen.png")
-LOG_TAG = (
-    "Changen"  # the plugin's name in QGIS: its log tab, message-bar title, menu entry, dock and provider
-)
+# the plugin's name in QGIS: its log tab, message-bar title, menu entry, dock and provider
+LOG_TAG = "Changen"

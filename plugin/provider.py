@@ -9,9 +9,8 @@ from . import ICON_PATH, LOG_TAG
 class ChangenProvider(QgsProcessingProvider):
     def __init__(self, dependencies=None):
         super().__init__()
-        self.dependencies = (
-            dependencies  # a deps.DependencyReport; with missing packages: placeholder algorithms
-        )
+        # a deps.DependencyReport; with missing packages: placeholder algorithms
+        self.dependencies = dependencies
 
     def id(self):
         return "changen"
