@@ -19,18 +19,8 @@ from qgis.core import (
 )
 
 from ..core.errors import InputError
+from ..core.synthesis.methods import METHOD_INFO, METHODS, UNCHANGED_LABELS, UNCHANGED_MODES
 from .algorithms import ChangenAlgorithm, load_raster_on_completion, progress_callbacks
-
-METHODS = (  # new methods go last: saved models and qgis_process calls pass the index
-    ("changen", "Changen generator"),
-    ("copy-paste", "Copy-Paste"),
-    ("inpainting", "Inpainting"),
-    ("changen2", "Changen2 RS-DiT (latent diffusion)"),
-)
-UNCHANGED = (
-    ("keep", "Keep the image outside the change (an edit)"),
-    ("regenerate", "Regenerate the whole image (the paper's synthesis)"),
-)
 
 
 def removal_amount(value: float) -> int | float:
@@ -95,14 +85,17 @@ class SynthesizeChangePair(ChangenAlgorithm):
         )
         self.addParameter(
             QgsProcessingParameterEnum(
-                "METHOD", "Synthesis method", options=[label for _, label in METHODS], defaultValue=0
+                "METHOD",
+                "Synthesis method",
+                options=[METHOD_INFO[name].label for name in METHODS],
+                defaultValue=0,
             )
         )
         self.addParameter(
             QgsProcessingParameterEnum(
                 "UNCHANGED",
                 "Changen: pixels outside the change",
-                options=[label for _, label in UNCHANGED],
+                options=[UNCHANGED_LABELS[mode] for mode in UNCHANGED_MODES],
                 defaultValue=0,
             )
         )
@@ -167,8 +160,8 @@ class SynthesizeChangePair(ChangenAlgorithm):
         image_layer = self.parameterAsRasterLayer(parameters, "INPUT", context)
         image_path = raster_path(image_layer)
         buildings = self.parameterAsLayer(parameters, "BUILDINGS", context)
-        method = METHODS[self.parameterAsEnum(parameters, "METHOD", context)][0]
-        unchanged = UNCHANGED[self.parameterAsEnum(parameters, "UNCHANGED", context)][0]
+        method = METHODS[self.parameterAsEnum(parameters, "METHOD", context)]
+        unchanged = UNCHANGED_MODES[self.parameterAsEnum(parameters, "UNCHANGED", context)]
         steps = self.parameterAsInt(parameters, "STEPS", context)
         remove = removal_amount(self.parameterAsDouble(parameters, "REMOVE", context))
         create = self.parameterAsInt(parameters, "CREATE", context)

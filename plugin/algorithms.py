@@ -11,7 +11,7 @@ from qgis.core import (
     QgsProcessingUtils,
 )
 
-from ..core.device import DEVICE_CHOICES
+from ..core.device import DEVICE_CHOICES, DEVICE_LABELS
 from ..core.errors import Canceled, InputError
 
 
@@ -57,7 +57,10 @@ class ChangenAlgorithm(QgsProcessingAlgorithm):
     def add_device_parameter(self):
         self.add_advanced(
             QgsProcessingParameterEnum(
-                "DEVICE", "Device", options=["Auto (CUDA when present)", "CPU", "CUDA"], defaultValue=0
+                "DEVICE",
+                "Device",
+                options=[DEVICE_LABELS[choice] for choice in DEVICE_CHOICES],
+                defaultValue=0,
             )
         )
 

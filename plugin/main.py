@@ -57,19 +57,19 @@ class ChangenPlugin:
         icon = QIcon(ICON_PATH)
         self.dock = ChangenDock(self.iface, self.dependencies)
         self.iface.addDockWidget(Qt.RightDockWidgetArea, self.dock)
-        self.action = QAction(icon, "Changen", self.iface.mainWindow())
+        self.action = QAction(icon, LOG_TAG, self.iface.mainWindow())
         self.action.setObjectName("ChangenShowDock")
         self.action.setCheckable(True)
         self.action.setChecked(True)
         self.action.toggled.connect(self.dock.setVisible)
         self.dock.visibilityChanged.connect(self.action.setChecked)
         self.iface.addToolBarIcon(self.action)
-        self.iface.addPluginToRasterMenu("Changen", self.action)
+        self.iface.addPluginToRasterMenu(LOG_TAG, self.action)
         if not self.dependencies.ok:
             message = self.dependencies.message()
             QgsMessageLog.logMessage(message, LOG_TAG, Qgis.Warning)
             bar = self.iface.messageBar()
-            item = bar.createMessage("Changen", message)
+            item = bar.createMessage(LOG_TAG, message)
             button = QPushButton("Install packages…", item)
             button.setObjectName("ChangenInstallButton")
             button.clicked.connect(self.open_installer)
@@ -88,7 +88,7 @@ class ChangenPlugin:
         if self.iface is None:
             return
         if self.action is not None:
-            self.iface.removePluginRasterMenu("Changen", self.action)
+            self.iface.removePluginRasterMenu(LOG_TAG, self.action)
             self.iface.removeToolBarIcon(self.action)
             self.action.deleteLater()
             self.action = None
