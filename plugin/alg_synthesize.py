@@ -4,7 +4,6 @@ from pathlib import Path
 
 from qgis.core import (
     QgsProcessing,
-    QgsProcessingContext,
     QgsProcessingOutputFile,
     QgsProcessingOutputNumber,
     QgsProcessingOutputRasterLayer,
@@ -21,7 +20,7 @@ from qgis.core import (
 
 from ..core.errors import InputError
 from ..core.synthesis.methods import METHOD_INFO, METHODS, UNCHANGED_LABELS, UNCHANGED_MODES
-from .algorithms import ChangenAlgorithm, progress_callbacks
+from .algorithms import ChangenAlgorithm, load_raster_on_completion, progress_callbacks
 
 
 def removal_amount(value: float) -> int | float:
@@ -156,7 +155,7 @@ class SynthesizeChangePair(ChangenAlgorithm):
         from ..core.events.series import simulate_series
         from ..core.io.rasters import raster_grid, read_raster
         from ..core.synthesis.synthesize import synthesize, write_result
-        from .layers import raster_path
+        from .layers import raster_path, style_probability
 
         image_layer = self.parameterAsRasterLayer(parameters, "INPUT", context)
         image_path = raster_path(image_layer)
@@ -198,13 +197,9 @@ class SynthesizeChangePair(ChangenAlgorithm):
         feedback.setProgress(100)
         events = [event for step in series.steps for event in step.events]
         post_image, change = out / f"image_t{steps}.tif", out / f"change_t{steps}.tif"
-        for path, name, output in (
-            (post_image, "post-event (synthetic)", "POST_IMAGE"),
-            (change, "change", "CHANGE"),
-        ):
-            context.addLayerToLoadOnCompletion(
-                str(path), QgsProcessingContext.LayerDetails(name, context.project(), output)
-            )
+        title = f"{image_layer.name()}, {method}, t{steps}"
+        load_raster_on_completion(context, post_image, f"Changen post-event ({title})", "POST_IMAGE")
+        load_raster_on_completion(context, change, f"Changen change ({title})", "CHANGE", style_probability)
         return {
             "OUTPUT": str(out),
             "POST_IMAGE": str(post_image),

@@ -3,15 +3,19 @@
 from qgis.core import Qgis, QgsApplication, QgsMessageLog
 from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtGui import QIcon
-from qgis.PyQt.QtWidgets import QAction
+from qgis.PyQt.QtWidgets import QAction, QPushButton
 
 from . import ICON_PATH, LOG_TAG
 from .deps import DependencyReport, check_dependencies, isolate_bundled_native_libraries
+from .installer import activate, packages_root
 
 
 class ChangenPlugin:
     def __init__(self, iface):
         self.iface = iface
+        activate(
+            packages_root(QgsApplication.qgisSettingsDirPath())
+        )  # packages the in-QGIS installer put there
         self.dependencies = check_dependencies()
         if self.dependencies.ok:
             self._isolate_native_libraries()
@@ -64,7 +68,18 @@ class ChangenPlugin:
         if not self.dependencies.ok:
             message = self.dependencies.message()
             QgsMessageLog.logMessage(message, LOG_TAG, Qgis.Warning)
-            self.iface.messageBar().pushMessage(LOG_TAG, message, level=Qgis.Warning, duration=0)
+            bar = self.iface.messageBar()
+            item = bar.createMessage(LOG_TAG, message)
+            button = QPushButton("Install packages…", item)
+            button.setObjectName("ChangenInstallButton")
+            button.clicked.connect(self.open_installer)
+            item.layout().addWidget(button)
+            bar.pushWidget(item, Qgis.Warning)
+
+    def open_installer(self):
+        from ..ui.install_dialog import InstallDialog
+
+        InstallDialog(self.dependencies.missing, self.iface.mainWindow()).exec_()
 
     def unload(self):
         if self.provider is not None:

@@ -543,12 +543,16 @@ def test_synthesize_with_the_shipped_generator(provider, joplin_crop, shared_dat
 
 
 def test_synthesize_results_load_into_the_project(provider, joplin_crop, shared_data, tmp_path):
-    """As from the toolbox: the last post-event image and its change mask load as layers."""
+    """As from the toolbox: the last post-event image and its change mask load as named, styled raster layers,
+    without QGIS trying them as vectors first (issue 16, item 12: "[OGR] Cannot open …/change_t1.tif")."""
     import processing
-    from qgis.core import QgsProject
+    from qgis.core import QgsApplication, QgsProject, QgsRasterLayer, QgsSingleBandPseudoColorRenderer
 
     project = QgsProject.instance()
     before = set(project.mapLayers())
+    logged = []
+    log = QgsApplication.messageLog()
+    log.messageReceived.connect(lambda message, tag, level: logged.append(f"{tag}: {message}"))
     processing.runAndLoadResults(
         "changen:synthesize",
         {
@@ -563,7 +567,14 @@ def test_synthesize_results_load_into_the_project(provider, joplin_crop, shared_
     loaded = [layer for key, layer in project.mapLayers().items() if key not in before]
     try:
         assert sorted(Path(layer.source()).name for layer in loaded) == ["change_t1.tif", "image_t1.tif"]
-        assert all(layer.crs().authid() == "EPSG:32615" for layer in loaded)
+        assert all(
+            layer.crs().authid() == "EPSG:32615" and isinstance(layer, QgsRasterLayer) for layer in loaded
+        )
+        by_file = {Path(layer.source()).name: layer for layer in loaded}
+        assert by_file["image_t1.tif"].name().startswith("Changen post-event (")
+        assert by_file["change_t1.tif"].name().startswith("Changen change (")
+        assert isinstance(by_file["change_t1.tif"].renderer(), QgsSingleBandPseudoColorRenderer)
+        assert not [line for line in logged if "OGR" in line and "change_t1" in line], logged
     finally:
         project.removeMapLayers([layer.id() for layer in loaded])
 
