@@ -14,6 +14,7 @@ from qgis.PyQt.QtWidgets import (
     QVBoxLayout,
 )
 
+from ..plugin import LOG_TAG
 from ..plugin.install_task import InstallPackagesTask
 from ..plugin.installer import packages_root
 
@@ -74,7 +75,7 @@ class InstallDialog(QDialog):
         self.log.appendPlainText(message)
         if ok:
             self.progress.setValue(100)
-            QMessageBox.information(self, "Changen", message)
+            QMessageBox.information(self, LOG_TAG, message)
             self.accept()
         elif self.closing:
             super().reject()
