@@ -5,7 +5,12 @@ through the model, and only the owned centre is written, so there are no seams a
 raster. T2 is read on T1's grid; when the grids differ it is resampled onto T1's grid tile by tile (and the result
 says so). Outputs: a uint8 mask (1 = change, 0 = no change, 255 = no data in either date) on T1's grid, optional
 float32 probabilities, optional polygons with their area in a GeoPackage.
+
+torch and the model code are imported when a model first runs: bad input is reported before that (see
+`core/__main__.py`: a command's errors come in well under a second).
 """
+
+from __future__ import annotations
 
 import os
 import time
@@ -13,10 +18,10 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import rasterio
-import torch
 from rasterio.warp import transform_bounds
 
 from ..device import describe_device, pick_device, use_bf16
@@ -34,13 +39,16 @@ from ..io.rasters import (
 from ..io.tiling import TileGrid, pad_to_multiple
 from ..io.vectors import mask_polygons, write_gpkg
 from ..paths import DEFAULT_DETECTOR
-from .changestar import ChangeStar
-from .loading import LoadedDetector, load_detector
+from . import DEFAULT_OVERLAP, DEFAULT_TILE
+
+if TYPE_CHECKING:
+    import torch
+
+    from .changestar import ChangeStar
+    from .loading import LoadedDetector
 
 MASK_NODATA = 255
 PROBABILITY_NODATA = -1.0
-DEFAULT_TILE = 512
-DEFAULT_OVERLAP = 64
 GDAL_CACHE_MB = 256
 
 
@@ -67,6 +75,8 @@ def predict_tile(
     model: ChangeStar, t1: np.ndarray, t2: np.ndarray, device: torch.device, bf16: bool
 ) -> np.ndarray:
     """Change probability `(H, W)` float32 for two uint8 `(H, W, 3)` images (padded to multiples of 32 inside)."""
+    import torch
+
     pair, (height, width) = pad_to_multiple(np.concatenate([t1, t2], axis=2), 32)
     tensor = torch.from_numpy(np.ascontiguousarray(pair.transpose(2, 0, 1))[None].astype(np.float32)).to(
         device
@@ -101,6 +111,9 @@ def predict_array(
 
 def _prepare_model(model, device: torch.device) -> tuple[ChangeStar, float]:
     """A ChangeStar module (threshold 0.5), an already loaded detector (its threshold), or a name/path to load."""
+    from .changestar import ChangeStar
+    from .loading import LoadedDetector, load_detector
+
     if isinstance(model, ChangeStar):
         return model.to(device).eval(), 0.5
     loaded = model if isinstance(model, LoadedDetector) else load_detector(model, device)
@@ -209,9 +222,9 @@ def detect_change(
             raise InputError(f"Give exactly three bands (R,G,B order), e.g. --bands 3,2,1; got {band_list}.")
     if threshold is not None and not 0.0 < threshold < 1.0:
         raise InputError(f"--threshold must be between 0 and 1 (exclusive), got {threshold}.")
+    aligned = _Aligned(t1_path, t2_path, bands1, bands2)
     torch_device = pick_device(device)
     bf16 = use_bf16(precision, torch_device)
-    aligned = _Aligned(t1_path, t2_path, bands1, bands2)
     net, model_threshold = _prepare_model(model, torch_device)
     threshold = model_threshold if threshold is None else threshold
     grid = aligned.grid1
