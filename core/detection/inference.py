@@ -1,8 +1,8 @@
 """ChangeStar change detection on arrays and on rasters of any size (`python -m core detect`).
 
-Tiled windowed inference: each tile is read with context around its owned centre (`core.tiling.TileGrid`), run
-through the model, and only the owned centre is written, so there are no seams and memory does not grow with the
-raster. T2 is read on T1's grid; when the grids differ it is resampled onto T1's grid tile by tile (and the result
+Tiled windowed inference: each tile is read with context around its owned centre (`core.tiling.TileGrid`), one tile
+ahead in a reader thread (T2 only where T1 has data), run through the model, and only the owned centre is written,
+so there are no seams and memory does not grow with the raster. T2 is read on T1's grid; when the grids differ it is resampled onto T1's grid tile by tile (and the result
 says so). Outputs: a uint8 mask (1 = change, 0 = no change, 255 = no data in either date) on T1's grid, optional
 float32 probabilities, optional polygons with their area in a GeoPackage.
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +25,7 @@ import numpy as np
 import rasterio
 from rasterio.warp import transform_bounds
 
-from ..device import describe_device, pick_device, use_bf16
+from ..device import describe_device, keep_freed_memory, pick_device, use_bf16
 from ..errors import Canceled, InputError
 from ..guards import check_outputs
 from ..io.rasters import (
@@ -114,6 +115,8 @@ def _prepare_model(model, device: torch.device) -> tuple[ChangeStar, float]:
     from .changestar import ChangeStar
     from .loading import LoadedDetector, load_detector
 
+    if device.type == "cpu":
+        keep_freed_memory()
     if isinstance(model, ChangeStar):
         return model.to(device).eval(), 0.5
     loaded = model if isinstance(model, LoadedDetector) else load_detector(model, device)
@@ -188,6 +191,30 @@ class _Aligned:
         return reproject_to_grid(self.t2_path, tile_grid, bands=self.bands2, resampling="bilinear")
 
 
+@dataclass
+class _TileInput:
+    """One tile's pixels as the model sees them; `t1`/`t2` are None where no owned pixel has data in both dates."""
+
+    both: np.ndarray  # (h, w) bool over the owned region
+    t1: np.ndarray | None
+    t2: np.ndarray | None
+
+
+def _read_tile(aligned: _Aligned, t1_path, bands1, part) -> _TileInput:
+    first = read_raster(t1_path, bands=bands1, window=part.read)
+    valid1 = first.valid
+    if not valid1[part.crop].any():  # nodata in T1's owned region: T2 is not read (nor resampled)
+        return _TileInput(np.zeros(valid1[part.crop].shape, bool), None, None)
+    second = aligned.read_t2(part.read)
+    valid2 = second.valid if second is not None else np.zeros_like(valid1)
+    both = (valid1 & valid2)[part.crop]
+    if not both.any():
+        return _TileInput(both, None, None)
+    t1 = to_uint8(first.array, aligned.limits1)
+    t2 = to_uint8(second.array, aligned.limits2)
+    return _TileInput(both, *_fill_invalid(t1, t2, valid1, valid2))
+
+
 def _fill_invalid(t1, t2, valid1, valid2):
     """Where only one date has data, show the model the same pixels twice (no change); no data stays 0."""
     t1 = np.where(valid1[..., None], t1, np.where(valid2[..., None], t2, 0)).astype(np.uint8)
@@ -242,21 +269,22 @@ def detect_change(
             probability_writer = writers.enter_context(
                 GeoTiffWriter(probability_path, grid, 1, np.float32, nodata=PROBABILITY_NODATA)
             )
-        for done, part in enumerate(tiles):
+        # One reader thread reads (and resamples) the next tile while the model runs on this one; GDAL and torch
+        # release the GIL, so reading costs the model almost nothing. At most two tiles are in memory.
+        reader = writers.enter_context(ThreadPoolExecutor(1, thread_name_prefix="changen-tile-reader"))
+        parts = list(tiles)
+        pending = reader.submit(_read_tile, aligned, t1_path, bands1, parts[0])
+        for done, part in enumerate(parts):
             if is_canceled is not None and is_canceled():
                 raise Canceled("change detection canceled")
-            first = read_raster(t1_path, bands=bands1, window=part.read)
-            second = aligned.read_t2(part.read)
-            valid1 = first.valid
-            valid2 = second.valid if second is not None else np.zeros_like(valid1)
-            both = (valid1 & valid2)[part.crop]
+            tile_input = pending.result()
+            if done + 1 < len(parts):
+                pending = reader.submit(_read_tile, aligned, t1_path, bands1, parts[done + 1])
+            both = tile_input.both
             probability = np.full(both.shape, PROBABILITY_NODATA, np.float32)
             mask = np.full(both.shape, MASK_NODATA, np.uint8)
-            if both.any():
-                t1 = to_uint8(first.array, aligned.limits1)
-                t2 = to_uint8(second.array, aligned.limits2)
-                t1, t2 = _fill_invalid(t1, t2, valid1, valid2)
-                owned = predict_tile(net, t1, t2, torch_device, bf16)[part.crop]
+            if tile_input.t1 is not None:
+                owned = predict_tile(net, tile_input.t1, tile_input.t2, torch_device, bf16)[part.crop]
                 probability = np.where(both, owned, PROBABILITY_NODATA).astype(np.float32)
                 mask = np.where(both, (owned >= threshold).astype(np.uint8), MASK_NODATA).astype(np.uint8)
                 changed_pixels += int(np.sum(mask == 1))
