@@ -1,5 +1,5 @@
 """Start-up: `python -m core --help`, a command's --help and a bad-input error come without importing torch
-(the start-up time itself is measured in bench/bench_detect.py, not here)."""
+(the start-up time itself is measured in bench/bench_detector.py, not here)."""
 
 import subprocess
 import sys
