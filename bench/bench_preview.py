@@ -1,6 +1,6 @@
 """Preview latency of the plugin's synthesis job on a 512 × 512 view of a real Joplin chip.
 
-Runs `plugin.tasks.preview_job` (what the dock's QgsTask runs: read the window, rasterise the footprints, simulate
+Runs `plugin.synthesis_jobs.preview_job` (what the dock's QgsTask runs: read the window, rasterise the footprints, simulate
 4 removals + 2 copies, synthesize, write the GeoTIFF, vectorise the change) for each method, cold (first call:
 generator loading included) and warm (median of the next runs). Without a shipped generator a random-init one of
 the same architecture stands in (same cost). Usage: `.venv/bin/python bench/bench_preview.py [--runs 5]`.
@@ -26,7 +26,7 @@ def build_request(method: str, model: str):
 
     from changen.core.io.rasters import raster_grid
     from changen.core.paths import shared_data_dir
-    from changen.plugin.tasks import PlacementSpec, SynthesisRequest
+    from changen.plugin.synthesis_jobs import PlacementSpec, SynthesisRequest
 
     data = shared_data_dir() / "georef" / "joplin"
     image = data / "chips" / "pre" / "0_pre.tif"
@@ -54,7 +54,7 @@ def main() -> int:
     from changen.core.paths import MODELS_DIR
     from changen.core.synthesis.changen_gan import build_generator
     from changen.core.weights import save_weights
-    from changen.plugin.tasks import preview_job
+    from changen.plugin.synthesis_jobs import preview_job
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=5)

@@ -143,11 +143,14 @@ def main() -> int:
             state, rng, remove=args.remove, create=args.create, min_area=MIN_AREA, allowed=valid
         )
         events.append(step)
+    from core.synthesis.synthesize import load_synthesis_generator
+
     results = {}
     methods = ["real"] + [m for m in args.methods.split(",") if m]
     for method in methods:
         removed_rows, ground_rows, created_rows, building_rows = [], [], [], []
-        generator = load_generator(method, args)
+        model = args.denoiser if method == "changen2" else None
+        generator = load_synthesis_generator(method, model, "cpu", args.autoencoder)
         for index, ((_, image, state, valid), step) in enumerate(zip(chips, events, strict=True)):
             rng = np.random.default_rng(1000 + index)
             if method == "real":
@@ -207,18 +210,6 @@ def main() -> int:
         label = "real (ground vs ground; building vs building)" if method == "real" else method
         print(f"| {label} | {removal:.3f} | {creation:.3f} | {n_removed} / {n_created} |")
     return 0
-
-
-def load_generator(method: str, args):
-    if method == "changen":
-        from core.synthesis.changen_gan import load_generator as load_gan
-
-        return load_gan("changen_gan_cpu", "cpu")
-    if method == "changen2":
-        from core.synthesis.diffusion.change_sampler import load_latent_diffusion
-
-        return load_latent_diffusion(args.denoiser, args.autoencoder)
-    return None
 
 
 def project_classes(semantic: np.ndarray) -> np.ndarray:

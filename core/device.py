@@ -14,7 +14,12 @@ from .errors import InputError
 if TYPE_CHECKING:
     import torch
 
-DEVICE_CHOICES = ("auto", "cpu", "cuda")
+DEVICE_LABELS = {
+    "auto": "Auto (CUDA when present)",
+    "cpu": "CPU",
+    "cuda": "CUDA",
+}  # Processing passes the index
+DEVICE_CHOICES = tuple(DEVICE_LABELS)
 PRECISION_CHOICES = ("auto", "fp32", "bf16")
 
 

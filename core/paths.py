@@ -5,7 +5,7 @@ from pathlib import Path
 
 from .errors import InputError
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parent.parent  # in QGIS: the installed plugin folder
 MODELS_DIR = REPO_ROOT / "resources" / "models"
 DEFAULT_DETECTOR = "changestar_lite0"  # the shipped change detector in MODELS_DIR
 

@@ -1,7 +1,7 @@
 """QGIS adapters: they turn layers into arrays for `core` and its results back into layers."""
 
-import os
+from ..core.paths import REPO_ROOT
 
-PLUGIN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the installed plugin folder
-ICON_PATH = os.path.join(PLUGIN_DIR, "resources", "icons", "changen.png")
-LOG_TAG = "Changen"  # the QGIS log tab of every message
+ICON_PATH = str(REPO_ROOT / "resources" / "icons" / "changen.png")
+# the plugin's name in QGIS: its log tab, message-bar title, menu entry, dock and provider
+LOG_TAG = "Changen"

@@ -2,7 +2,6 @@
 
 from qgis.core import (
     QgsProcessing,
-    QgsProcessingLayerPostProcessorInterface,
     QgsProcessingOutputNumber,
     QgsProcessingParameterBand,
     QgsProcessingParameterNumber,
@@ -14,7 +13,7 @@ from qgis.core import (
 
 from ..core.errors import InputError
 from ..core.paths import DEFAULT_DETECTOR
-from .algorithms import ChangenAlgorithm, progress_callbacks
+from .algorithms import ChangenAlgorithm, progress_callbacks, style_when_loaded
 
 
 def three_bands(values: list[int], label: str) -> list[int] | None:
@@ -23,27 +22,6 @@ def three_bands(values: list[int], label: str) -> list[int] | None:
     if len(values) != 3:
         raise InputError(f"{label}: choose exactly three bands (red, green, blue), not {len(values)}.")
     return list(values)
-
-
-class _StyleResult(QgsProcessingLayerPostProcessorInterface):
-    """Styles a result layer once QGIS has loaded it (main thread): probabilities on a transparent-to-red ramp,
-    polygons as red outlines. QGIS does not own post-processors, so the live ones are kept in `_alive`."""
-
-    _alive = []
-
-    def __init__(self, style):
-        super().__init__()
-        self.style = style
-        _StyleResult._alive.append(self)
-
-    def postProcessLayer(self, layer, context, feedback):  # noqa: N802 (QGIS's name)
-        self.style(layer)
-        _StyleResult._alive.remove(self)
-
-
-def _style_when_loaded(context, path, style) -> None:
-    if path and context.willLoadLayerOnCompletion(path):
-        context.layerToLoadOnCompletionDetails(path).setPostProcessor(_StyleResult(style))
 
 
 def _area_text(result) -> str:
@@ -163,8 +141,8 @@ class DetectChanges(ChangenAlgorithm):
         )
         from .layers import style_outline, style_probability
 
-        _style_when_loaded(context, probability, style_probability)
-        _style_when_loaded(context, polygons, lambda layer: style_outline(layer, "#e31a1c"))
+        style_when_loaded(context, probability, style_probability)
+        style_when_loaded(context, polygons, lambda layer: style_outline(layer, "#e31a1c"))
         for note in result.notes:
             feedback.pushInfo(note)
         feedback.pushInfo(

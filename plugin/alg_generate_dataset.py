@@ -1,4 +1,5 @@
-"""Processing: "Generate synthetic dataset" — synthetic change pairs for training detectors (core.dataset)."""
+"""Processing: "Generate synthetic dataset" — synthetic change pairs for training detectors (`core.data.dataset`);
+its options are `core.data.recipes.Settings`' fields, described once there (`Option`)."""
 
 from pathlib import Path
 
@@ -9,18 +10,39 @@ from qgis.core import (
     QgsProcessingParameterFile,
     QgsProcessingParameterFolderDestination,
     QgsProcessingParameterNumber,
+    QgsProcessingParameterRange,
     QgsProcessingParameterString,
 )
 
 from ..core.errors import Canceled
 from .algorithms import ChangenAlgorithm
 
-METHODS = (
-    ("mixed", "Mixed (inpainting and copy-paste)"),
-    ("changen", "Changen generator"),
-    ("copy-paste", "Copy-Paste"),
-    ("inpainting", "Inpainting"),
-)
+
+def _parameter(item, option):
+    """The Processing parameter of a `Settings` field (named FIELD_NAME), from its `core.data.recipes.Option`."""
+    name, default = item.name.upper(), item.default
+    if option.choices is not None:
+        labels, index = list(option.choices.values()), list(option.choices).index(default)
+        return QgsProcessingParameterEnum(name, option.label, options=labels, defaultValue=index)
+    if isinstance(default, bool):
+        return QgsProcessingParameterBoolean(name, option.label, default)
+    if isinstance(default, tuple):
+        kind = QgsProcessingParameterNumber.Double
+        # optional: a mandatory range is refused when left out, even with a default (QGIS checks it so)
+        return QgsProcessingParameterRange(
+            name, option.label, kind, ",".join(map(str, default)), optional=True
+        )
+    kind = (
+        QgsProcessingParameterNumber.Integer
+        if isinstance(default, int)
+        else QgsProcessingParameterNumber.Double
+    )
+    bounds = {
+        key: value
+        for key, value in (("minValue", option.low), ("maxValue", option.high))
+        if value is not None
+    }
+    return QgsProcessingParameterNumber(name, option.label, kind, defaultValue=default, **bounds)
 
 
 class GenerateSyntheticDataset(ChangenAlgorithm):
@@ -38,14 +60,11 @@ class GenerateSyntheticDataset(ChangenAlgorithm):
     )
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS's name)
+        from ..core.data.recipes import setting_options
+
         self.addParameter(
             QgsProcessingParameterFile(
                 "SOURCE", "Source folder (images/ and masks/)", behavior=QgsProcessingParameterFile.Folder
-            )
-        )
-        self.addParameter(
-            QgsProcessingParameterEnum(
-                "METHOD", "Synthesis method", options=[label for _, label in METHODS], defaultValue=0
             )
         )
         self.addParameter(
@@ -53,54 +72,12 @@ class GenerateSyntheticDataset(ChangenAlgorithm):
                 "PAIRS", "Number of pairs", QgsProcessingParameterNumber.Integer, defaultValue=100, minValue=1
             )
         )
-        self.addParameter(
-            QgsProcessingParameterNumber(
-                "CROP",
-                "Pair size (pixels)",
-                QgsProcessingParameterNumber.Integer,
-                defaultValue=256,
-                minValue=32,
-            )
-        )
-        self.addParameter(
-            QgsProcessingParameterNumber(
-                "SEED", "Random seed", QgsProcessingParameterNumber.Integer, defaultValue=0
-            )
-        )
-        self.add_advanced(
-            QgsProcessingParameterNumber(
-                "STAR",
-                "Share of STAR pairs (another crop as t2)",
-                QgsProcessingParameterNumber.Double,
-                defaultValue=0.35,
-                minValue=0.0,
-                maxValue=1.0,
-            )
-        )
-        self.add_advanced(QgsProcessingParameterBoolean("JITTER", "Independent colour jitter per date", True))
-        self.add_advanced(
-            QgsProcessingParameterNumber(
-                "MISREGISTRATION",
-                "Largest t2 shift (pixels)",
-                QgsProcessingParameterNumber.Double,
-                defaultValue=2.0,
-                minValue=0.0,
-            )
-        )
-        self.add_advanced(QgsProcessingParameterBoolean("SWAP", "Swap t1 and t2 at random", True))
-        self.add_advanced(
-            QgsProcessingParameterNumber(
-                "GROUND_TEXTURE",
-                "Share of removals filled with ground texture",
-                QgsProcessingParameterNumber.Double,
-                defaultValue=0.5,
-                minValue=0.0,
-                maxValue=1.0,
-            )
-        )
-        self.add_advanced(
-            QgsProcessingParameterBoolean("OPEN_GROUND", "Paste created buildings on open ground only", True)
-        )
+        for item, option in setting_options():
+            parameter = _parameter(item, option)
+            if option.advanced:
+                self.add_advanced(parameter)
+            else:
+                self.addParameter(parameter)
         self.add_advanced(
             QgsProcessingParameterString(
                 "MODEL", "Generator (shipped model name or .safetensors path; empty = default)", optional=True
@@ -111,34 +88,40 @@ class GenerateSyntheticDataset(ChangenAlgorithm):
         self.addOutput(QgsProcessingOutputNumber("WRITTEN", "Pairs written"))
         self.addOutput(QgsProcessingOutputNumber("SKIPPED", "Pairs already present (skipped)"))
 
+    def _setting(self, item, option, parameters, context):
+        name, default = item.name.upper(), item.default
+        if option.choices is not None:
+            return list(option.choices)[self.parameterAsEnum(parameters, name, context)]
+        if isinstance(default, bool):
+            return self.parameterAsBool(parameters, name, context)
+        if isinstance(default, tuple):
+            return tuple(self.parameterAsRange(parameters, name, context))
+        if isinstance(default, int):
+            return self.parameterAsInt(parameters, name, context)
+        return self.parameterAsDouble(parameters, name, context)
+
     def run_algorithm(self, parameters, context, feedback):
         from ..core.data.dataset import find_sources, generate
-        from ..core.data.recipes import Settings
-        from ..core.synthesis.synthesize import DEFAULT_GENERATOR
+        from ..core.data.recipes import Settings, setting_options
+        from ..core.synthesis.synthesize import DEFAULT_MODELS, load_synthesis_generator
 
-        method = METHODS[self.parameterAsEnum(parameters, "METHOD", context)][0]
         settings = Settings(
-            method=method,
-            crop=self.parameterAsInt(parameters, "CROP", context),
-            seed=self.parameterAsInt(parameters, "SEED", context),
-            star=self.parameterAsDouble(parameters, "STAR", context),
-            jitter=self.parameterAsBool(parameters, "JITTER", context),
-            misregistration=self.parameterAsDouble(parameters, "MISREGISTRATION", context),
-            swap=self.parameterAsBool(parameters, "SWAP", context),
-            ground_texture=self.parameterAsDouble(parameters, "GROUND_TEXTURE", context),
-            open_ground=self.parameterAsBool(parameters, "OPEN_GROUND", context),
+            **{
+                item.name: self._setting(item, option, parameters, context)
+                for item, option in setting_options()
+            }
         )
+        method = settings.method
         pairs = self.parameterAsInt(parameters, "PAIRS", context)
         out = Path(self.parameterAsString(parameters, "OUTPUT", context))
         sources = find_sources([self.parameterAsFile(parameters, "SOURCE", context)])
         generator, device = None, "cpu"
-        if method == "changen":
+        if method in DEFAULT_MODELS:
             from ..core.device import describe_device, pick_device
-            from ..core.synthesis.changen_gan import load_generator
 
             device = pick_device(self.device(parameters, context))
-            model = self.parameterAsString(parameters, "MODEL", context).strip() or DEFAULT_GENERATOR
-            generator = load_generator(model, device)
+            model = self.parameterAsString(parameters, "MODEL", context).strip() or DEFAULT_MODELS[method]
+            generator = load_synthesis_generator(method, model, device)
             feedback.pushInfo(f"generator {model} on {describe_device(device)}")
         written = skipped = 0
         for index in range(pairs):  # one pair per call (shard index/pairs) gives progress and cancel per pair

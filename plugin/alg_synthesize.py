@@ -4,7 +4,6 @@ from pathlib import Path
 
 from qgis.core import (
     QgsProcessing,
-    QgsProcessingContext,
     QgsProcessingOutputFile,
     QgsProcessingOutputNumber,
     QgsProcessingOutputRasterLayer,
@@ -20,18 +19,8 @@ from qgis.core import (
 )
 
 from ..core.errors import InputError
-from .algorithms import ChangenAlgorithm, progress_callbacks
-
-METHODS = (  # new methods go last: saved models and qgis_process calls pass the index
-    ("changen", "Changen generator"),
-    ("copy-paste", "Copy-Paste"),
-    ("inpainting", "Inpainting"),
-    ("changen2", "Changen2 RS-DiT (latent diffusion)"),
-)
-UNCHANGED = (
-    ("keep", "Keep the image outside the change (an edit)"),
-    ("regenerate", "Regenerate the whole image (the paper's synthesis)"),
-)
+from ..core.synthesis.methods import METHOD_INFO, METHODS, UNCHANGED_LABELS, UNCHANGED_MODES
+from .algorithms import ChangenAlgorithm, load_raster_on_completion, progress_callbacks
 
 
 def removal_amount(value: float) -> int | float:
@@ -96,14 +85,17 @@ class SynthesizeChangePair(ChangenAlgorithm):
         )
         self.addParameter(
             QgsProcessingParameterEnum(
-                "METHOD", "Synthesis method", options=[label for _, label in METHODS], defaultValue=0
+                "METHOD",
+                "Synthesis method",
+                options=[METHOD_INFO[name].label for name in METHODS],
+                defaultValue=0,
             )
         )
         self.addParameter(
             QgsProcessingParameterEnum(
                 "UNCHANGED",
                 "Changen: pixels outside the change",
-                options=[label for _, label in UNCHANGED],
+                options=[UNCHANGED_LABELS[mode] for mode in UNCHANGED_MODES],
                 defaultValue=0,
             )
         )
@@ -163,13 +155,13 @@ class SynthesizeChangePair(ChangenAlgorithm):
         from ..core.events.series import simulate_series
         from ..core.io.rasters import raster_grid, read_raster
         from ..core.synthesis.synthesize import synthesize, write_result
-        from .layers import raster_path
+        from .layers import raster_path, style_probability
 
         image_layer = self.parameterAsRasterLayer(parameters, "INPUT", context)
         image_path = raster_path(image_layer)
         buildings = self.parameterAsLayer(parameters, "BUILDINGS", context)
-        method = METHODS[self.parameterAsEnum(parameters, "METHOD", context)][0]
-        unchanged = UNCHANGED[self.parameterAsEnum(parameters, "UNCHANGED", context)][0]
+        method = METHODS[self.parameterAsEnum(parameters, "METHOD", context)]
+        unchanged = UNCHANGED_MODES[self.parameterAsEnum(parameters, "UNCHANGED", context)]
         steps = self.parameterAsInt(parameters, "STEPS", context)
         remove = removal_amount(self.parameterAsDouble(parameters, "REMOVE", context))
         create = self.parameterAsInt(parameters, "CREATE", context)
@@ -205,13 +197,9 @@ class SynthesizeChangePair(ChangenAlgorithm):
         feedback.setProgress(100)
         events = [event for step in series.steps for event in step.events]
         post_image, change = out / f"image_t{steps}.tif", out / f"change_t{steps}.tif"
-        for path, name, output in (
-            (post_image, "post-event (synthetic)", "POST_IMAGE"),
-            (change, "change", "CHANGE"),
-        ):
-            context.addLayerToLoadOnCompletion(
-                str(path), QgsProcessingContext.LayerDetails(name, context.project(), output)
-            )
+        title = f"{image_layer.name()}, {method}, t{steps}"
+        load_raster_on_completion(context, post_image, f"Changen post-event ({title})", "POST_IMAGE")
+        load_raster_on_completion(context, change, f"Changen change ({title})", "CHANGE", style_probability)
         return {
             "OUTPUT": str(out),
             "POST_IMAGE": str(post_image),

@@ -3,12 +3,15 @@
 
 from qgis.core import (
     QgsProcessingAlgorithm,
+    QgsProcessingContext,
     QgsProcessingException,
+    QgsProcessingLayerPostProcessorInterface,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
+    QgsProcessingUtils,
 )
 
-from ..core.device import DEVICE_CHOICES
+from ..core.device import DEVICE_CHOICES, DEVICE_LABELS
 from ..core.errors import Canceled, InputError
 
 
@@ -54,7 +57,10 @@ class ChangenAlgorithm(QgsProcessingAlgorithm):
     def add_device_parameter(self):
         self.add_advanced(
             QgsProcessingParameterEnum(
-                "DEVICE", "Device", options=["Auto (CUDA when present)", "CPU", "CUDA"], defaultValue=0
+                "DEVICE",
+                "Device",
+                options=[DEVICE_LABELS[choice] for choice in DEVICE_CHOICES],
+                defaultValue=0,
             )
         )
 
@@ -69,3 +75,36 @@ def progress_callbacks(feedback, start: float = 0.0, end: float = 100.0):
         feedback.setProgress(start + (end - start) * min(max(percent, 0.0), 100.0) / 100.0)
 
     return progress, feedback.isCanceled
+
+
+class _StyleResult(QgsProcessingLayerPostProcessorInterface):
+    """Styles a result layer once QGIS has loaded it (main thread). QGIS does not own post-processors, so the
+    live ones are kept in `_alive`."""
+
+    _alive = []
+
+    def __init__(self, style):
+        super().__init__()
+        self.style = style
+        _StyleResult._alive.append(self)
+
+    def postProcessLayer(self, layer, context, feedback):  # noqa: N802 (QGIS's name)
+        self.style(layer)
+        _StyleResult._alive.remove(self)
+
+
+def style_when_loaded(context, path, style) -> None:
+    """`style(layer)` once the destination output at `path` is loaded into the project."""
+    if path and context.willLoadLayerOnCompletion(path):
+        context.layerToLoadOnCompletionDetails(path).setPostProcessor(_StyleResult(style))
+
+
+def load_raster_on_completion(context, path, name: str, output: str, style=None) -> None:
+    """Load a raster the algorithm wrote (not a destination parameter) under `name` (not its file name), as a
+    raster (no OGR attempt first), styled by `style(layer)` if given."""
+    details = QgsProcessingContext.LayerDetails(name, context.project(), output)
+    details.forceName = True
+    details.layerTypeHint = QgsProcessingUtils.LayerHint.Raster
+    if style is not None:
+        details.setPostProcessor(_StyleResult(style))
+    context.addLayerToLoadOnCompletion(str(path), details)

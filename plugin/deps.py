@@ -44,7 +44,8 @@ class DependencyReport:
             return ""
         return (
             f"Changen needs the Python package(s) {', '.join(self.missing)}, which QGIS's Python cannot import. "
-            f"Install them with: {self.install_command()} (then restart QGIS; from a clone of the repository, "
+            "In QGIS, 'Install packages…' in this message installs them into a folder of the plugin's own; or "
+            f"install them with: {self.install_command()} (then restart QGIS; from a clone of the repository, "
             "`make setup` then `make qgis` does it all). Synthesis and detection stay disabled until then."
         )
 
@@ -67,6 +68,9 @@ def check_dependencies() -> DependencyReport:
 # NaN, rasterio.features.rasterize crashes). Importing them with RTLD_DEEPBIND makes each extension module
 # resolve symbols in its own bundled libraries first.
 BUNDLED_NATIVE_PACKAGES = ("shapely", "pyproj", "rasterio", "pyogrio")
+ISOLATED_MARK = (
+    "_changen_isolated"  # set on a package Changen imported itself, so a plugin reload does not warn
+)
 
 
 def _host_exports_geo_libraries() -> bool:
@@ -95,7 +99,8 @@ def isolate_bundled_native_libraries() -> NativeIsolation:
     try:
         for package in BUNDLED_NATIVE_PACKAGES:
             if package in sys.modules:
-                outcome.too_late.append(package)
+                if not getattr(sys.modules[package], ISOLATED_MARK, False):  # a reload finds its own imports
+                    outcome.too_late.append(package)
                 continue
             try:
                 spec = importlib.util.find_spec(package)
@@ -106,6 +111,7 @@ def isolate_bundled_native_libraries() -> NativeIsolation:
             try:
                 for module in _extension_modules(package, Path(next(iter(spec.submodule_search_locations)))):
                     importlib.import_module(module)
+                setattr(importlib.import_module(package), ISOLATED_MARK, True)
             except (ImportError, OSError) as error:
                 outcome.broken[package] = f"{type(error).__name__}: {error}"
     finally:

@@ -1,4 +1,5 @@
-"""Adapters between QGIS layers and core's arrays: raster windows, building polygons, result layers.
+"""Adapters between QGIS layers and core's arrays: raster windows and their pixel frame, building polygons, result
+layers (GeoDataFrames and building masks as memory layers).
 
 Everything here runs on the main thread (it reads layers); the copies it returns are what background jobs get.
 """
@@ -12,10 +13,14 @@ from qgis.core import (
     QgsColorRampShader,
     QgsCoordinateReferenceSystem,
     QgsCoordinateTransform,
+    QgsFeature,
     QgsFeatureRequest,
+    QgsField,
     QgsFillSymbol,
+    QgsGeometry,
     QgsLayerTreeGroup,
     QgsMapLayer,
+    QgsPointXY,
     QgsProject,
     QgsRasterLayer,
     QgsRasterShader,
@@ -24,6 +29,7 @@ from qgis.core import (
     QgsVectorLayer,
     QgsWkbTypes,
 )
+from qgis.PyQt.QtCore import QVariant
 from qgis.PyQt.QtGui import QColor
 
 from ..core.errors import InputError
@@ -87,6 +93,29 @@ def extent_window(
     return PixelWindow(col0, row0, col1 - col0, row1 - row0)
 
 
+class PixelFrame:
+    """Map coordinates (the layer's CRS) ↔ (row, col) of a window of a raster layer (pixel centres at .5)."""
+
+    def __init__(self, layer: QgsRasterLayer, window: PixelWindow):
+        full = layer.extent()
+        self.pixel_w = full.width() / layer.width()
+        self.pixel_h = full.height() / layer.height()
+        self.left = full.xMinimum() + window.col_off * self.pixel_w
+        self.top = full.yMaximum() - window.row_off * self.pixel_h
+
+    def row_col(self, point) -> tuple[float, float]:
+        return ((self.top - point.y()) / self.pixel_h - 0.5, (point.x() - self.left) / self.pixel_w - 0.5)
+
+    def map_point(self, row_col) -> QgsPointXY:
+        row, col = row_col
+        return QgsPointXY(self.left + (col + 0.5) * self.pixel_w, self.top - (row + 0.5) * self.pixel_h)
+
+    def vertices(self, geometry: QgsGeometry) -> tuple:
+        """The (row, col) vertices of a polygon's outer ring (the first part of a multipolygon)."""
+        ring = geometry.asPolygon()[0] if not geometry.isMultipart() else geometry.asMultiPolygon()[0][0]
+        return tuple(self.row_col(point) for point in ring)
+
+
 def window_extent(layer: QgsRasterLayer, window: PixelWindow) -> QgsRectangle:
     """The window's footprint in the layer's CRS."""
     full = layer.extent()
@@ -139,6 +168,46 @@ def buildings_frame(
     return gpd.GeoDataFrame({"fid": fids}, geometry=shapes)
 
 
+def _memory_polygons(frame, name: str, crs: QgsCoordinateReferenceSystem, fields: dict) -> QgsVectorLayer:
+    """A memory layer of a GeoDataFrame's polygons with the columns `fields` ({column: (QVariant type, cast)})."""
+    layer = QgsVectorLayer("MultiPolygon", name, "memory")
+    layer.setCrs(crs)
+    provider = layer.dataProvider()
+    provider.addAttributes([QgsField(column, kind) for column, (kind, _) in fields.items()])
+    layer.updateFields()
+    features = []
+    for record in frame.itertuples():
+        feature = QgsFeature(layer.fields())
+        feature.setGeometry(QgsGeometry.fromWkt(record.geometry.wkt))
+        feature.setAttributes([cast(getattr(record, column)) for column, (_, cast) in fields.items()])
+        features.append(feature)
+    provider.addFeatures(features)
+    layer.updateExtents()
+    return layer
+
+
+def change_polygons_layer(frame, crs_wkt: str, name: str) -> QgsVectorLayer:
+    """A memory layer of `core.synthesis.edits.change_polygons` (attributes: event_type, step, area_m2)."""
+    fields = {
+        "event_type": (QVariant.String, str),
+        "step": (QVariant.Int, int),
+        "area_m2": (QVariant.Double, float),
+    }
+    return _memory_polygons(frame, name, QgsCoordinateReferenceSystem.fromWkt(crs_wkt), fields)
+
+
+def mask_buildings_layer(mask_layer: QgsRasterLayer) -> QgsVectorLayer:
+    """A building mask raster vectorised into a memory layer whose `instance_id` is each building's id."""
+    from ..core.io.labels import instances_to_polygons, load_state
+
+    state, grid, _ = load_state(raster_path(mask_layer))
+    frame = instances_to_polygons(state.instance, grid)
+    fields = {"instance_id": (QVariant.Int, int)}
+    layer = _memory_polygons(frame, f"buildings from {mask_layer.name()}", mask_layer.crs(), fields)
+    style_outline(layer, "255,200,0,255", 0.4)
+    return layer
+
+
 def reprojection_note(source: QgsMapLayer, target: QgsMapLayer) -> str:
     """A sentence saying what was done to bring `source` onto `target`'s CRS (empty when nothing was needed)."""
     if source.crs() == target.crs():
@@ -178,6 +247,27 @@ def add_layer(layer: QgsMapLayer, group: QgsLayerTreeGroup | None = None, above:
             index = parent.children().index(node)
     parent.insertLayer(index, layer).setExpanded(False)
     return layer
+
+
+def add_export_layers(export, name: str) -> QgsLayerTreeGroup:
+    """An exported pair (`synthesis_jobs.ExportResult`) in a new group: change polygons, then change masks, images
+    and building masks from the last step down, the last step's change and image shown."""
+    group = result_group(name)
+    polygons = QgsVectorLayer(export.polygons_path, "change polygons", "ogr")
+    style_outline(polygons, "255,0,255,255")
+    add_layer(polygons, group=group)
+    last = len(export.images) - 1
+    for t in range(last, 0, -1):
+        change = add_layer(QgsRasterLayer(export.changes[t - 1], f"change t{t - 1}→t{t}"), group=group)
+        style_probability(change)
+        group.findLayer(change.id()).setItemVisibilityChecked(t == last)
+    for t in range(last, -1, -1):
+        image = add_layer(QgsRasterLayer(export.images[t], f"image t{t}"), group=group)
+        group.findLayer(image.id()).setItemVisibilityChecked(t == last)
+    for t in range(last, -1, -1):
+        mask = add_layer(QgsRasterLayer(export.masks[t], f"building mask t{t}"), group=group)
+        group.findLayer(mask.id()).setItemVisibilityChecked(False)
+    return group
 
 
 def remove_layers(layer_ids) -> None:

@@ -3,15 +3,19 @@
 from qgis.core import Qgis, QgsApplication, QgsMessageLog
 from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtGui import QIcon
-from qgis.PyQt.QtWidgets import QAction
+from qgis.PyQt.QtWidgets import QAction, QPushButton
 
 from . import ICON_PATH, LOG_TAG
 from .deps import DependencyReport, check_dependencies, isolate_bundled_native_libraries
+from .installer import activate, packages_root
 
 
 class ChangenPlugin:
     def __init__(self, iface):
         self.iface = iface
+        activate(
+            packages_root(QgsApplication.qgisSettingsDirPath())
+        )  # packages the in-QGIS installer put there
         self.dependencies = check_dependencies()
         if self.dependencies.ok:
             self._isolate_native_libraries()
@@ -53,18 +57,29 @@ class ChangenPlugin:
         icon = QIcon(ICON_PATH)
         self.dock = ChangenDock(self.iface, self.dependencies)
         self.iface.addDockWidget(Qt.RightDockWidgetArea, self.dock)
-        self.action = QAction(icon, "Changen", self.iface.mainWindow())
+        self.action = QAction(icon, LOG_TAG, self.iface.mainWindow())
         self.action.setObjectName("ChangenShowDock")
         self.action.setCheckable(True)
         self.action.setChecked(True)
         self.action.toggled.connect(self.dock.setVisible)
         self.dock.visibilityChanged.connect(self.action.setChecked)
         self.iface.addToolBarIcon(self.action)
-        self.iface.addPluginToRasterMenu("Changen", self.action)
+        self.iface.addPluginToRasterMenu(LOG_TAG, self.action)
         if not self.dependencies.ok:
             message = self.dependencies.message()
             QgsMessageLog.logMessage(message, LOG_TAG, Qgis.Warning)
-            self.iface.messageBar().pushMessage("Changen", message, level=Qgis.Warning, duration=0)
+            bar = self.iface.messageBar()
+            item = bar.createMessage(LOG_TAG, message)
+            button = QPushButton("Install packages…", item)
+            button.setObjectName("ChangenInstallButton")
+            button.clicked.connect(self.open_installer)
+            item.layout().addWidget(button)
+            bar.pushWidget(item, Qgis.Warning)
+
+    def open_installer(self):
+        from ..ui.install_dialog import InstallDialog
+
+        InstallDialog(self.dependencies.missing, self.iface.mainWindow()).exec_()
 
     def unload(self):
         if self.provider is not None:
@@ -73,7 +88,7 @@ class ChangenPlugin:
         if self.iface is None:
             return
         if self.action is not None:
-            self.iface.removePluginRasterMenu("Changen", self.action)
+            self.iface.removePluginRasterMenu(LOG_TAG, self.action)
             self.iface.removeToolBarIcon(self.action)
             self.action.deleteLater()
             self.action = None

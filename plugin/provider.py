@@ -3,24 +3,23 @@
 from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
-from . import ICON_PATH
+from . import ICON_PATH, LOG_TAG
 
 
 class ChangenProvider(QgsProcessingProvider):
     def __init__(self, dependencies=None):
         super().__init__()
-        self.dependencies = (
-            dependencies  # a deps.DependencyReport; with missing packages: placeholder algorithms
-        )
+        # a deps.DependencyReport; with missing packages: placeholder algorithms
+        self.dependencies = dependencies
 
     def id(self):
         return "changen"
 
     def name(self):
-        return "Changen"
+        return LOG_TAG
 
     def longName(self):  # noqa: N802 (QGIS's name)
-        return "Changen: generative change modelling"
+        return f"{LOG_TAG}: generative change modelling"
 
     def icon(self):
         return QIcon(ICON_PATH)

@@ -5,9 +5,8 @@ from dataclasses import dataclass
 from qgis.core import QgsSettings
 
 from ..core.device import DEVICE_CHOICES
+from ..core.synthesis.methods import METHODS, UNCHANGED_MODES
 
-SYNTHESIS_METHODS = ("changen", "changen2", "copy-paste", "inpainting")
-UNCHANGED_MODES = ("keep", "regenerate")
 _PREFIX = "changen/"
 _DEFAULTS = {
     "device": "auto",
@@ -42,7 +41,7 @@ def load_settings() -> PluginSettings:
         values[key] = type(default)(raw) if raw not in (None, "") else default
     if values["device"] not in DEVICE_CHOICES:
         values["device"] = "auto"
-    if values["synthesis_method"] not in SYNTHESIS_METHODS:
+    if values["synthesis_method"] not in METHODS:
         values["synthesis_method"] = "changen"
     if values["synthesis_unchanged"] not in UNCHANGED_MODES:
         values["synthesis_unchanged"] = "keep"

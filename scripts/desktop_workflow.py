@@ -132,7 +132,7 @@ def synthesize_steps(dock):
     tab.image_combo.setLayer(image)
     tab.buildings_combo.setLayer(buildings)
     method = "changen" if shipped("changen") else "inpainting"
-    tab.method.setCurrentIndex(tab.method.findData(method))
+    tab.options.method.setCurrentIndex(tab.options.method.findData(method))
 
     # A 512 x 512 px view of the image (the canvas shows a little more on its longer side).
     full = image.extent()
@@ -154,25 +154,25 @@ def synthesize_steps(dock):
         )
         if to_image.transformBoundingBox(feature.geometry().boundingBox()).area() > 120
     ]
-    tab.remove_button.setChecked(True)
+    tab.edits.remove_button.setChecked(True)
     for feature in in_view[:4]:
-        click(tab.remove_tool, canvas, buildings, feature.geometry().pointOnSurface().asPoint())
-    checks["removed_marked"] = len(tab.session.removed)
+        click(tab.edits.remove_tool, canvas, buildings, feature.geometry().pointOnSurface().asPoint())
+    checks["removed_marked"] = len(tab.edits.session.removed)
     # Two copies of a building on open ground, and the live outline of a third under the mouse.
-    tab.create_button.setChecked(True)
+    tab.edits.create_button.setChecked(True)
     source = in_view[5]
-    click(tab.create_tool, canvas, buildings, source.geometry().pointOnSurface().asPoint())
-    tab.angle.setValue(30)
-    spots = free_spots(tab.session, source.id(), view, 30.0, 1.0)
+    click(tab.edits.create_tool, canvas, buildings, source.geometry().pointOnSurface().asPoint())
+    tab.edits.angle.setValue(30)
+    spots = free_spots(tab.edits.session, source.id(), view, 30.0, 1.0)
     for spot in spots[:2]:
-        click(tab.create_tool, canvas, image, spot)
+        click(tab.edits.create_tool, canvas, image, spot)
     if len(spots) > 2:
-        move(tab.create_tool, canvas, image, spots[2])
-    checks["placements_marked"] = len(tab.session.placements)
+        move(tab.edits.create_tool, canvas, image, spots[2])
+    checks["placements_marked"] = len(tab.edits.session.placements)
     grab("01_edits")
     if method == "inpainting":  # inpainting paints removals only: keep the preview honest
-        while tab.session.placements:
-            tab.session.undo()
+        while tab.edits.session.placements:
+            tab.edits.session.undo()
 
     task = tab.preview()
     latency = wait_for(lambda: not tab.preview_runner.busy)
@@ -187,8 +187,8 @@ def synthesize_steps(dock):
     checks["outline_features"] = sum(
         layer.featureCount() for layer in QgsProject.instance().mapLayersByName("change outlines (preview)")
     )
-    tab.remove_button.setChecked(False)
-    tab.create_button.setChecked(False)
+    tab.edits.remove_button.setChecked(False)
+    tab.edits.create_button.setChecked(False)
     grab("02_preview")
 
     # A second preview: warm (generator loaded), replaces the first layer.
@@ -197,9 +197,9 @@ def synthesize_steps(dock):
     checks["preview_layers_after_second"] = len(QgsProject.instance().mapLayersByName("post-event preview"))
     buildings_node = QgsProject.instance().layerTreeRoot().findLayer(buildings.id())
     buildings_node.setItemVisibilityChecked(False)
-    tab.show_edits.setChecked(False)
+    tab.edits.show_edits.setChecked(False)
     grab("03_preview_no_footprints")
-    tab.show_edits.setChecked(True)
+    tab.edits.show_edits.setChecked(True)
     buildings_node.setItemVisibilityChecked(True)
 
     export_parent = OUT / "export"

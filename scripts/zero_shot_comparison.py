@@ -20,12 +20,12 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from core.atomic import write_text_atomic  # noqa: E402
+from core.data.recipes import DATASET_METHODS  # noqa: E402
 from core.detection.changestar import build_changestar  # noqa: E402
 from core.detection.evaluate import ZERO_SHOT_SETS, evaluate_pairs  # noqa: E402
 from core.paths import shared_data_dir  # noqa: E402
 from core.weights import save_weights  # noqa: E402
 
-METHODS = ("changen", "mixed", "copy-paste", "inpainting")
 BUILDING_SETS = ("xbd_harvey", "idabd", "xbd_joplin")
 
 
@@ -109,7 +109,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--pairs", type=int, default=800, help="pairs generated per method")
     parser.add_argument("--steps", type=int, default=300, help="detector steps per method (batch 4)")
-    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    parser.add_argument("--methods", nargs="+", choices=DATASET_METHODS, default=list(DATASET_METHODS))
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()

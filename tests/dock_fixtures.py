@@ -42,10 +42,32 @@ def joplin(shared_data, qgis_iface, dock):
     assert image.isValid() and buildings.isValid()
     QgsProject.instance().addMapLayers([image, buildings])
     tab = dock.synthesize_tab
-    tab.method.setCurrentIndex(tab.method.findData("inpainting"))
+    tab.options.method.setCurrentIndex(tab.options.method.findData("inpainting"))
     tab.image_combo.setLayer(image)
     tab.buildings_combo.setLayer(buildings)
     canvas = qgis_iface.mapCanvas()
     canvas.setDestinationCrs(image.crs())
     canvas.setExtent(image.extent().scaled(0.5, image.extent().center()))
     return image, buildings, tab
+
+
+@pytest.fixture()
+def saved_settings():
+    """The plugin settings as they were before the test, restored after it whatever happened."""
+    from changen.plugin.settings import load_settings, save_settings
+
+    before = load_settings()
+    yield before
+    save_settings(before)
+
+
+@pytest.fixture(params=[False, True], ids=["no-cuda", "cuda"])
+def cuda(request, monkeypatch) -> bool:
+    """torch sees one CUDA device ("Fake GPU", CUDA 12.1 build) or none (a CPU-only build), whatever this machine has."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: request.param)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: int(request.param))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Fake GPU")
+    monkeypatch.setattr(torch.version, "cuda", "12.1" if request.param else None)
+    return request.param

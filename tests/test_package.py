@@ -37,16 +37,17 @@ def test_zip_holds_the_runtime_files_under_changen(plugin_zip):
     assert {name.split("/")[0] for name in names} == {"changen"}
     for required in ("metadata.txt", "__init__.py", "LICENSE", "README.md", metadata["icon"]):
         assert f"changen/{required}" in names
-    sources = {
-        f"changen/{path.relative_to(REPO_ROOT).as_posix()}"
-        for package in ("plugin", "ui", "core")
-        for path in (REPO_ROOT / package).rglob("*.py")
-    }
-    training = {name for name in sources if name.startswith("changen/core/training/")}
-    assert training and sources - training <= set(names)  # every sub-package ships ...
-    assert not training & set(names)  # ... except the trainers
-    for weights in (REPO_ROOT / "resources" / "models").glob("*.safetensors"):
-        assert f"changen/resources/models/{weights.name}" in names
+    tracked = subprocess.run(
+        ["git", "-C", str(REPO_ROOT), "ls-files", "-z", "plugin", "ui", "core", "resources"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split("\0")
+    tree = {f"changen/{path}" for path in tracked if path}
+    training = {name for name in tree if name.startswith("changen/core/training/")}
+    assert training and any(name.endswith(".safetensors") for name in tree)
+    assert sorted(tree - training - set(names)) == []  # the whole tree ships: code, weights, cards, icons ...
+    assert [name for name in names if name.startswith("changen/core/training/")] == []  # ... but no trainer
     second_level = {name.split("/")[1] for name in names}
     assert second_level.isdisjoint(
         {"tests", ".venv", "runs", "bench", "docs", "scripts", "artifacts", "dist"}

@@ -96,15 +96,14 @@ class HideModules:
 sys.meta_path.insert(0, HideModules())
 
 from qgis.core import Qgis, QgsApplication
-from qgis.gui import QgsMapCanvas
-from qgis.PyQt.QtWidgets import QDockWidget, QMainWindow
-from pytest_qgis.mock_qgis_classes import MockMessageBar
+from qgis.gui import QgsMapCanvas, QgsMessageBar
+from qgis.PyQt.QtWidgets import QDockWidget, QMainWindow, QPushButton
 from recording_iface import RecordingIface
 
 app = QgsApplication([], False)
 app.initQgis()
 window = QMainWindow()
-iface = RecordingIface(QgsMapCanvas(window), MockMessageBar(), window)
+iface = RecordingIface(QgsMapCanvas(window), QgsMessageBar(window), window)
 
 import changen
 
@@ -113,7 +112,10 @@ plugin.initGui()
 plugin.initProcessing()
 dock = window.findChild(QDockWidget, "ChangenDock")
 report = {
-    "warnings": iface.messageBar().get_messages(Qgis.Warning),
+    "warnings": [item.text() for item in iface.messageBar().items() if item.level() == Qgis.Warning],
+    "install_buttons": [
+        bool(item.findChild(QPushButton, "ChangenInstallButton")) for item in iface.messageBar().items()
+    ],
     "dock": dock is not None,
     "provider": QgsApplication.processingRegistry().providerById("changen") is not None,
 }
@@ -151,3 +153,32 @@ def test_load_with_missing_dependency_names_it_and_the_fix(tmp_path, hidden):
     for name in hidden.split(","):
         assert name in message
     assert "pip install" in message
+    assert report["install_buttons"] == [True], "the message offers to install from inside QGIS (item 21)"
+
+
+_ISOLATE_TWICE = """
+import json
+from changen.plugin import deps
+
+deps._host_exports_geo_libraries = lambda: True  # as inside the qgis executables
+import shapely  # noqa: F401  another plugin got there first
+first = deps.isolate_bundled_native_libraries()
+second = deps.isolate_bundled_native_libraries()  # a reload of Changen
+print("REPORT " + json.dumps([first.too_late, second.too_late, first.broken]))
+"""
+
+
+def test_reload_does_not_blame_packages_changen_imported_itself():
+    """Issue 16, item 11: only a package imported before Changen's first load is reported."""
+    plugin_link_parent = next(p for p in map(Path, sys.path) if (p / "changen").is_symlink())
+    completed = subprocess.run(
+        [sys.executable, "-c", _ISOLATE_TWICE],
+        env=dict(os.environ, PYTHONPATH=str(plugin_link_parent)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    line = next(x for x in completed.stdout.splitlines() if x.startswith("REPORT "))
+    first, second, broken = json.loads(line[len("REPORT ") :])
+    assert first == ["shapely"] and broken == {}
+    assert second == ["shapely"], "shapely was imported by someone else: still reported"

@@ -61,6 +61,51 @@ def joplin_crop(shared_data, tmp_path_factory) -> Path:
     return target
 
 
+def test_enum_indexes_keep_their_meaning(provider):
+    """Saved models and qgis_process calls pass enum indexes: new choices only ever go last."""
+    registry = QgsApplication.processingRegistry()
+    method = registry.algorithmById("changen:synthesize").parameterDefinition("METHOD")
+    assert len(method.options()) == 4 and method.options()[3].startswith("Changen2")
+    assert [option.split()[0] for option in method.options()[:3]] == ["Changen", "Copy-Paste", "Inpainting"]
+    dataset_method = registry.algorithmById("changen:generatedataset").parameterDefinition("METHOD")
+    assert [option.split()[0] for option in dataset_method.options()] == [
+        "Mixed",
+        "Changen",
+        "Copy-Paste",
+        "Inpainting",
+    ]
+    device = registry.algorithmById("changen:detect").parameterDefinition("DEVICE")
+    assert [option.split()[0] for option in device.options()] == ["Auto", "CPU", "CUDA"]
+
+
+def test_generate_dataset_offers_every_setting_like_the_command_line(provider):
+    """Both are built from `Settings`' field descriptions: same options, same defaults and ranges."""
+    import argparse
+
+    from core.cli.generate_dataset import add_arguments
+    from core.data.recipes import setting_options
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    cli_defaults = vars(parser.parse_args(["--source", "s", "--pairs", "1", "--out", "o"]))
+    algorithm = QgsApplication.processingRegistry().algorithmById("changen:generatedataset")
+    assert len(setting_options()) >= 13
+    for item, option in setting_options():
+        assert cli_defaults[item.name] == item.default
+        parameter = algorithm.parameterDefinition(item.name.upper())
+        assert parameter is not None and parameter.description() == option.label
+        default = parameter.defaultValue()
+        if option.choices is not None:
+            assert list(option.choices)[default] == item.default
+        elif isinstance(item.default, tuple):
+            assert tuple(float(part) for part in str(default).split(",")) == item.default
+        else:
+            assert default == item.default
+            if option.low is not None and not isinstance(item.default, bool):
+                assert parameter.minimum() == option.low
+    assert "--no-jitter" in parser.format_help() and "--anywhere" in parser.format_help()
+
+
 def _read(path) -> tuple[np.ndarray, rasterio.profiles.Profile]:
     with rasterio.open(path) as dataset:
         return dataset.read(), dataset.profile
@@ -498,12 +543,16 @@ def test_synthesize_with_the_shipped_generator(provider, joplin_crop, shared_dat
 
 
 def test_synthesize_results_load_into_the_project(provider, joplin_crop, shared_data, tmp_path):
-    """As from the toolbox: the last post-event image and its change mask load as layers."""
+    """As from the toolbox: the last post-event image and its change mask load as named, styled raster layers,
+    without QGIS trying them as vectors first (issue 16, item 12: "[OGR] Cannot open …/change_t1.tif")."""
     import processing
-    from qgis.core import QgsProject
+    from qgis.core import QgsApplication, QgsProject, QgsRasterLayer, QgsSingleBandPseudoColorRenderer
 
     project = QgsProject.instance()
     before = set(project.mapLayers())
+    logged = []
+    log = QgsApplication.messageLog()
+    log.messageReceived.connect(lambda message, tag, level: logged.append(f"{tag}: {message}"))
     processing.runAndLoadResults(
         "changen:synthesize",
         {
@@ -518,7 +567,14 @@ def test_synthesize_results_load_into_the_project(provider, joplin_crop, shared_
     loaded = [layer for key, layer in project.mapLayers().items() if key not in before]
     try:
         assert sorted(Path(layer.source()).name for layer in loaded) == ["change_t1.tif", "image_t1.tif"]
-        assert all(layer.crs().authid() == "EPSG:32615" for layer in loaded)
+        assert all(
+            layer.crs().authid() == "EPSG:32615" and isinstance(layer, QgsRasterLayer) for layer in loaded
+        )
+        by_file = {Path(layer.source()).name: layer for layer in loaded}
+        assert by_file["image_t1.tif"].name().startswith("Changen post-event (")
+        assert by_file["change_t1.tif"].name().startswith("Changen change (")
+        assert isinstance(by_file["change_t1.tif"].renderer(), QgsSingleBandPseudoColorRenderer)
+        assert not [line for line in logged if "OGR" in line and "change_t1" in line], logged
     finally:
         project.removeMapLayers([layer.id() for layer in loaded])
 

@@ -26,7 +26,7 @@ def preview_dirs():
 
 
 def _mark_buildings_in_view(tab, count):
-    session = tab._ensure_session()
+    session = tab.edits.ensure_session()
     window = tab._view_window(tab.image_layer())
     request = tab.build_request(window)
     inside = request.buildings[request.buildings.geometry.area > 60].fid.tolist()
@@ -121,8 +121,8 @@ def test_canceled_preview_leaves_no_layer_and_no_file(joplin):
 def test_export_writes_a_georeferenced_pair_on_the_source_grid(joplin, tmp_path):
     image, _, tab = joplin
     removed = _mark_buildings_in_view(tab, 2)
-    tab.steps.setValue(2)
-    tab.random_remove.setValue(1)
+    tab.options.steps.setValue(2)
+    tab.options.random_remove.setValue(1)
     tab.export(str(tmp_path))
     wait_until(lambda: not tab.export_runner.busy)
     (folder,) = [p for p in tmp_path.iterdir()]
@@ -258,8 +258,8 @@ def test_canceled_detection_leaves_no_layer_and_no_file(levir_pair):
 
 def test_preview_places_copies_where_the_analyst_clicked(joplin):
     image, _, tab = joplin
-    tab.method.setCurrentIndex(tab.method.findData("copy-paste"))
-    session = tab._ensure_session()
+    tab.options.method.setCurrentIndex(tab.options.method.findData("copy-paste"))
+    session = tab.edits.ensure_session()
     request = tab.build_request(tab._view_window(image))
     buildings = request.buildings[request.buildings.geometry.area > 80]
     source_fid = int(buildings.fid.iloc[0])
@@ -301,7 +301,7 @@ def test_a_missing_generator_tells_the_analyst_what_to_do(joplin, qgis_iface):
     settings.generator_model = "no_such_generator"
     save_settings(settings)
     try:
-        tab.method.setCurrentIndex(tab.method.findData("changen"))
+        tab.options.method.setCurrentIndex(tab.options.method.findData("changen"))
         assert load_settings().synthesis_method == "changen"
         _mark_buildings_in_view(tab, 1)
         tab.preview()
@@ -319,7 +319,7 @@ def test_changen_preview_with_a_warmed_up_generator(shared_data, qgis_iface, doc
     from changen.core.paths import MODELS_DIR
     from changen.core.synthesis.changen_gan import build_generator
     from changen.core.weights import save_weights
-    from changen.plugin import tasks
+    from changen.plugin import generators
     from changen.plugin.settings import load_settings, save_settings
 
     settings = load_settings()
@@ -337,12 +337,13 @@ def test_changen_preview_with_a_warmed_up_generator(shared_data, qgis_iface, doc
         buildings = QgsVectorLayer(str(shared_data / "georef/joplin/footprints_2020.geojson"), "fp", "ogr")
         QgsProject.instance().addMapLayers([image, buildings])
         tab = dock.synthesize_tab
-        tab.method.setCurrentIndex(tab.method.findData("changen"))
+        tab.options.method.setCurrentIndex(tab.options.method.findData("changen"))
         tab.image_combo.setLayer(image)
         tab.buildings_combo.setLayer(buildings)
         wait_until(lambda: not tab.warm_up_runner.busy)
         assert any(
-            key[:2] == ("changen", settings.generator_model or "changen_gan_cpu") for key in tasks._GENERATORS
+            key[:2] == ("changen", settings.generator_model or "changen_gan_cpu")
+            for key in generators._GENERATORS
         )
         canvas = qgis_iface.mapCanvas()
         canvas.setDestinationCrs(image.crs())

@@ -8,8 +8,9 @@ from qgis.PyQt.QtWidgets import QCheckBox, QFormLayout, QLabel, QVBoxLayout, QWi
 
 from ..core.errors import InputError
 from ..plugin import layers as layer_io
+from ..plugin.detect_jobs import DetectRequest, detect_job
 from ..plugin.settings import load_settings, save_settings
-from ..plugin.tasks import DetectRequest, LatestRequestRunner, detect_job
+from ..plugin.tasks import LatestRequestRunner
 from .messages import report, report_error
 from .pair_notes import grid_note
 from .widgets import RunControls, double_spin
@@ -150,10 +151,6 @@ class DetectTab(QWidget):
 
     def close_tools(self):
         self.runner.cancel()
-
-
-def _same_pixels(a: QgsRasterLayer, b: QgsRasterLayer) -> bool:
-    return a.width() == b.width() and a.height() == b.height() and a.extent() == b.extent()
 
 
 def _remove_folder(result) -> None:

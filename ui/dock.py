@@ -11,11 +11,12 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from ..core.errors import InputError
+from ..plugin import LOG_TAG
 
 
 class ChangenDock(QDockWidget):
     def __init__(self, iface, dependencies, parent=None):
-        super().__init__("Changen", parent or iface.mainWindow())
+        super().__init__(LOG_TAG, parent or iface.mainWindow())
         self.setObjectName("ChangenDock")
         self.iface = iface
         body = QWidget(self)

@@ -18,16 +18,16 @@ def report_error(iface, what: str, error: BaseException, details: str = "") -> s
     else:
         text = (
             f"{what} failed ({type(error).__name__}: {error}). Check the inputs and settings, then retry; "
-            "the full error is in View → Panels → Log Messages → Changen."
+            f"the full error is in View → Panels → Log Messages → {LOG_TAG}."
         )
         level = Qgis.Critical
     log(f"{text}\n{details}".rstrip(), level)
     if iface is not None:
-        iface.messageBar().pushMessage("Changen", text, level=level, duration=12)
+        iface.messageBar().pushMessage(LOG_TAG, text, level=level, duration=12)
     return text
 
 
 def report(iface, text: str, level=Qgis.Info, duration: int = 8) -> None:
     log(text, level)
     if iface is not None:
-        iface.messageBar().pushMessage("Changen", text, level=level, duration=duration)
+        iface.messageBar().pushMessage(LOG_TAG, text, level=level, duration=duration)

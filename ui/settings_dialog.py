@@ -76,9 +76,8 @@ class SettingsDialog(QDialog):
         self.machine.setWordWrap(True)
         form.addRow("This machine", self.machine)
         self.cuda = cuda_available()
-        if (
-            not self.cuda
-        ):  # "cuda" cannot be chosen here; a stored "cuda" falls back to auto now, not at each run
+        # without CUDA, "cuda" cannot be chosen here; a stored "cuda" falls back to auto now, not at each run
+        if not self.cuda:
             item = self.device.model().item(DEVICE_CHOICES.index("cuda"))
             item.setEnabled(False)
             item.setToolTip("No CUDA device on this machine.")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..data.dataset import DATASET_METHODS, find_sources, generate
-from ..data.recipes import Settings
+from ..data.dataset import find_sources, generate
+from ..data.recipes import Settings, setting_options
 from ..errors import InputError
-from ..synthesis.synthesize import DEFAULT_GENERATOR
+from ..synthesis.synthesize import DEFAULT_GENERATOR, DEFAULT_MODELS, load_synthesis_generator
 from .options import add_device_argument
 
 
@@ -27,52 +27,39 @@ def launcher_shard() -> str:
     return f"{os.environ.get('RANK', '0')}/{os.environ.get('WORLD_SIZE', '1')}"
 
 
+def _flag(item, option) -> str:
+    if option.flag is not None:
+        return option.flag
+    return ("--no-" if item.default is True else "--") + item.name.replace("_", "-")
+
+
+def add_settings_arguments(parser) -> None:
+    """One option per offered `Settings` field (`core.data.recipes.Option`), its default from the field."""
+    for item, option in setting_options():
+        flag = _flag(item, option)
+        if isinstance(item.default, bool):
+            parser.add_argument(flag, dest=item.name, action="store_false", help=f"turn off: {option.label}")
+            continue
+        kind = type(item.default[0] if isinstance(item.default, tuple) else item.default)
+        extra = {"choices": list(option.choices)} if option.choices else {"type": kind}
+        if isinstance(item.default, tuple):
+            extra.update(nargs=len(item.default), metavar=("LOW", "HIGH")[: len(item.default)])
+        parser.add_argument(
+            flag, dest=item.name, default=item.default, help=f"{option.label} (default: %(default)s)", **extra
+        )
+
+
 def add_arguments(parser) -> None:
     parser.add_argument(
         "--source", action="append", required=True, help="folder with images/ and masks/ (repeat)"
     )
-    parser.add_argument("--method", choices=DATASET_METHODS, default="mixed")
     parser.add_argument("--pairs", type=int, required=True, help="total number of pairs (over all shards)")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument(
         "--shard",
         help="i/n: write pairs k with k %% n == i (default: RANK/WORLD_SIZE under torchrun, else 0/1)",
     )
-    parser.add_argument("--crop", type=int, default=256, help="pair size in pixels")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--star", type=float, default=0.35, help="share of STAR pairs (another crop as t2)")
-    parser.add_argument("--no-jitter", action="store_true", help="no independent colour jitter per date")
-    parser.add_argument(
-        "--appearance", type=float, default=0.5, help="share of pairs with unlabelled appearance change in t2"
-    )
-    parser.add_argument(
-        "--lean",
-        type=float,
-        default=0.3,
-        help="share of pairs whose kept roofs shift 0-3 px in t2 (parallax)",
-    )
-    parser.add_argument("--no-degrade", action="store_true", help="no per-date blur/sharpening and noise")
-    parser.add_argument(
-        "--misregistration", type=float, default=2.0, help="max t2 shift in pixels (0 = none)"
-    )
-    parser.add_argument("--no-swap", action="store_true", help="never swap t1 and t2")
-    parser.add_argument(
-        "--ground-texture", type=float, default=0.5, help="share of removals filled with texture"
-    )
-    parser.add_argument(
-        "--remove",
-        type=float,
-        nargs=2,
-        default=(0.2, 0.8),
-        metavar=("LOW", "HIGH"),
-        help="share of a crop's buildings removed per removal pair (lower it for a sparse-change set)",
-    )
-    parser.add_argument(
-        "--create-max", type=int, default=5, help="at most this many objects created per pair"
-    )
-    parser.add_argument(
-        "--anywhere", action="store_true", help="paste objects anywhere free, not on open ground"
-    )
+    add_settings_arguments(parser)
     parser.add_argument("--model", default=DEFAULT_GENERATOR, help="generator for --method changen")
     add_device_argument(parser)
 
@@ -81,37 +68,16 @@ def run(args) -> int:
     from ..guards import check_folders_apart
 
     check_folders_apart(args.source, args.out)
-    if args.pairs < 1 or args.crop < 32:
-        raise InputError("--pairs must be >= 1 and --crop >= 32")
-    if not 0.0 <= args.remove[0] <= args.remove[1] <= 1.0 or args.create_max < 1:
-        raise InputError(
-            "--remove takes LOW HIGH shares with 0 <= LOW <= HIGH <= 1; --create-max must be >= 1"
-        )
-    if not all(0.0 <= share <= 1.0 for share in (args.star, args.ground_texture, args.appearance, args.lean)):
-        raise InputError("--star, --ground-texture, --appearance and --lean are shares between 0 and 1")
-    settings = Settings(
-        method=args.method,
-        crop=args.crop,
-        seed=args.seed,
-        star=args.star,
-        jitter=not args.no_jitter,
-        appearance=args.appearance,
-        lean=args.lean,
-        degrade=not args.no_degrade,
-        misregistration=args.misregistration,
-        swap=not args.no_swap,
-        ground_texture=args.ground_texture,
-        open_ground=not args.anywhere,
-        remove_range=tuple(args.remove),
-        create_max=args.create_max,
-    )
+    if args.pairs < 1:
+        raise InputError("--pairs must be >= 1")
+    values = {item.name: getattr(args, item.name) for item, _ in setting_options()}
+    settings = Settings(**{name: tuple(v) if isinstance(v, list) else v for name, v in values.items()})
     generator, device = None, "cpu"
-    if args.method == "changen":
+    if args.method in DEFAULT_MODELS:
         from ..device import describe_device, pick_device
-        from ..synthesis.changen_gan import load_generator
 
         device = pick_device(args.device)
-        generator = load_generator(args.model, device)
+        generator = load_synthesis_generator(args.method, args.model, device)
         print(f"generator {args.model} on {describe_device(device)}")
     counts = generate(
         find_sources(args.source),

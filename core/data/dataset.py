@@ -29,8 +29,6 @@ from ..errors import Canceled, InputError
 from .pairs import is_finished, pair_folder, write_pair
 from .recipes import Settings, make_pair
 
-DATASET_METHODS = ("changen", "copy-paste", "inpainting", "mixed")
-
 
 def find_sources(folders: list[str | os.PathLike]) -> list[tuple[Path, Path]]:
     """(image, mask) pairs: `DIR/images/NAME.png` with `DIR/masks/NAME.png`, sorted for reproducibility."""

@@ -3,7 +3,8 @@ and the realism tricks, or a STAR pair."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import Field, dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from ..errors import InputError
 from ..events.placement import Creation
 from ..events.state import LabelState
 from ..events.step import simulate_step
+from ..synthesis.methods import METHOD_INFO
 from ..synthesis.synthesize import synthesize_step
 from .augment import (
     appearance_changes,
@@ -34,23 +36,83 @@ PLACEMENT_GAP = 2  # events.simulate_step's default min_gap
 NEIGHBOURHOOD = 40  # pixels (~20 m at 0.5 m): how far from existing buildings new ones are preferred
 
 
+# The methods of a dataset: "mixed" first and RS-DiT not yet (`make_pair` draws no events for it); Processing
+# passes the index.
+DATASET_METHOD_LABELS = {
+    "mixed": "Mixed (inpainting and copy-paste)",
+    **{name: METHOD_INFO[name].label for name in ("changen", "copy-paste", "inpainting")},
+}
+DATASET_METHODS = tuple(DATASET_METHOD_LABELS)
+
+
+@dataclass(frozen=True)
+class Option:
+    """How a `Settings` field is offered, the one description both `python -m core generate-dataset` and the
+    Processing algorithm "Generate synthetic dataset" are built from: `label` (the help text), the range
+    `low`..`high` of a number (of each number of a pair), `choices` (name -> label) of a text; the command-line
+    flag is `--field-name` (for a switch that is on by default: `--no-field-name`, which turns it off) unless
+    `flag` says otherwise, the Processing parameter `FIELD_NAME`; `advanced` puts it among Processing's advanced
+    parameters. A field without an Option is offered by neither."""
+
+    label: str
+    low: float | None = None
+    high: float | None = None
+    choices: dict[str, str] | None = None
+    flag: str | None = None
+    advanced: bool = True
+
+
+def _option(default, label: str, **description):
+    return field(default=default, metadata={"option": Option(label, **description)})
+
+
 @dataclass(frozen=True)
 class Settings:
-    method: str
-    crop: int
-    seed: int
-    star: float = 0.35
-    jitter: bool = True
-    misregistration: float = 2.0
-    swap: bool = True
-    ground_texture: float = 0.5
-    open_ground: bool = True
-    appearance: float = 0.5
-    lean: float = 0.3
-    degrade: bool = True
+    method: str = _option("mixed", "Synthesis method", choices=DATASET_METHOD_LABELS, advanced=False)
+    crop: int = _option(256, "Pair size (pixels)", low=32, advanced=False)
+    seed: int = _option(0, "Random seed", low=0, advanced=False)
+    star: float = _option(0.35, "Share of STAR pairs (another crop as t2)", low=0.0, high=1.0)
+    jitter: bool = _option(True, "Independent colour jitter per date")
+    misregistration: float = _option(2.0, "Largest t2 shift (pixels, 0 = none)", low=0.0)
+    swap: bool = _option(True, "Swap t1 and t2 at random")
+    ground_texture: float = _option(0.5, "Share of removals filled with ground texture", low=0.0, high=1.0)
+    open_ground: bool = _option(True, "Paste created buildings on open ground only", flag="--anywhere")
+    appearance: float = _option(
+        0.5, "Share of pairs with unlabelled appearance change in t2", low=0.0, high=1.0
+    )
+    lean: float = _option(
+        0.3, "Share of pairs whose kept roofs shift 0-3 px in t2 (parallax)", low=0.0, high=1.0
+    )
+    degrade: bool = _option(True, "Per-date blur/sharpening and noise")
     min_area: int = 48
-    remove_range: tuple[float, float] = (0.2, 0.8)  # share of a crop's buildings removed in a removal pair
-    create_max: int = 5  # objects created in a creation pair: 1..create_max
+    remove_range: tuple[float, float] = _option(
+        (0.2, 0.8),
+        "Share of a crop's buildings removed per removal pair, low and high (lower it for a sparse-change set)",
+        low=0.0,
+        high=1.0,
+        flag="--remove",
+    )
+    create_max: int = _option(5, "Most objects created per creation pair (1 to this)", low=1)
+
+    def __post_init__(self):
+        for item, option in setting_options():
+            value = getattr(self, item.name)
+            if option.choices is not None and value not in option.choices:
+                raise InputError(f"{option.label}: use one of {', '.join(option.choices)}, not {value!r}")
+            numbers = list(value) if isinstance(value, tuple) else [value]
+            low = -math.inf if option.low is None else option.low
+            high = math.inf if option.high is None else option.high
+            if option.choices is None and not (
+                all(low <= x <= high for x in numbers) and numbers == sorted(numbers)
+            ):
+                bounds = f">= {low}" if option.high is None else f"between {low} and {high}"
+                order = " (low <= high)" if len(numbers) > 1 else ""
+                raise InputError(f"{option.label} must be {bounds}{order}, got {value}")
+
+
+def setting_options() -> list[tuple[Field, Option]]:
+    """The offered `Settings` fields with their `Option`, in field order."""
+    return [(item, item.metadata["option"]) for item in fields(Settings) if "option" in item.metadata]
 
 
 @lru_cache(maxsize=64)

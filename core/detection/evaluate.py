@@ -96,4 +96,5 @@ ZERO_SHOT_SETS = (
     ("LEVIR-CD (levir_dev)", "levir_dev"),
     ("DSIFN", "dsifn"),
     ("xBD damage ≥ minor", "xbd_damage"),
+    ("AirChange (Hungary)", "airchange"),
 )

@@ -10,8 +10,8 @@ from scipy import ndimage
 from ..errors import InputError
 from ..events.state import LabelState
 from ..io.tiling import TileGrid, window_slices
+from .methods import UNCHANGED_MODES
 
-UNCHANGED_MODES = ("keep", "regenerate")
 KEEP_DILATION = 3  # px the change grows before compositing: footprints miss roof edges and shadows
 KEEP_FEATHER = 6  # px over which the generated pixels fade into the input beyond the dilated change
 # px: scale of the low-frequency colour correction of the generator's output (6, 12 and 24 measured alike)

@@ -38,10 +38,7 @@ from .changen import changen_synthesize
 from .compositing import check_unchanged_mode
 from .copy_paste import copy_paste
 from .inpaint import inpaint
-
-METHODS = ("changen", "changen2", "copy-paste", "inpainting")
-DEFAULT_GENERATOR = "changen_gan_cpu"
-DEFAULT_MODELS = {"changen": DEFAULT_GENERATOR, "changen2": "rsdit_cpu"}  # methods that need a trained model
+from .methods import DEFAULT_GENERATOR, DEFAULT_MODELS, METHODS
 
 
 def load_synthesis_generator(
