@@ -100,6 +100,64 @@ def test_nodata_tiles_are_skipped_and_marked(tmp_path):
     assert calls[-1] == 100.0 and calls == sorted(calls)
 
 
+def test_tiles_are_read_one_ahead_in_a_reader_thread_and_t2_only_where_t1_has_data(tmp_path, monkeypatch):
+    import threading
+
+    import core.detection.inference as inference
+
+    t1, t2 = _scene(600, 600)
+    t1[:, 300:] = 0
+    _write(tmp_path / "t1.tif", t1, nodata=0)
+    _write(tmp_path / "t2.tif", t2)
+    events, second_read = [], threading.Event()
+    read_t2, predict_tile = inference._Aligned.read_t2, inference.predict_tile
+
+    def spy_read_t2(self, window):
+        events.append(("read_t2", int(window.col_off), threading.current_thread().name))
+        if len(events) > 1:
+            second_read.set()
+        return read_t2(self, window)
+
+    def spy_predict(*args, **kwargs):
+        events.append(("predict", None, threading.current_thread().name))
+        assert second_read.wait(
+            10
+        )  # the next tile is being read while the model runs: a serial loop waits here
+        return predict_tile(*args, **kwargs)
+
+    monkeypatch.setattr(inference._Aligned, "read_t2", spy_read_t2)
+    monkeypatch.setattr(inference, "predict_tile", spy_predict)
+    result = detect_change(
+        tmp_path / "t1.tif", tmp_path / "t2.tif", tmp_path / "change.tif", model=PixelDifference(), tile=200,
+        overlap=20,
+    )  # fmt: skip
+    reads = [event for event in events if event[0] == "read_t2"]
+    predictions = [event for event in events if event[0] == "predict"]
+    assert {name for _, _, name in reads} == {"changen-tile-reader_0"}
+    assert {name for _, _, name in predictions} == {threading.current_thread().name}
+    assert len(reads) == len(predictions) == result.tiles - result.skipped_tiles  # no T2 read without T1 data
+    assert max(column for _, column, _ in reads) < 300
+
+
+def test_a_failed_tile_read_is_raised_and_leaves_no_output(tmp_path, monkeypatch):
+    import core.detection.inference as inference
+
+    t1, t2 = _scene(300, 300)
+    _write(tmp_path / "t1.tif", t1)
+    _write(tmp_path / "t2.tif", t2)
+
+    def broken(self, window):
+        raise InputError("T2 block unreadable")
+
+    monkeypatch.setattr(inference._Aligned, "read_t2", broken)
+    with pytest.raises(InputError, match="T2 block unreadable"):
+        detect_change(
+            tmp_path / "t1.tif", tmp_path / "t2.tif", tmp_path / "c.tif", model=PixelDifference(), tile=128,
+            overlap=16,
+        )  # fmt: skip
+    assert list(tmp_path.glob("c.tif*")) == [] and not list(tmp_path.glob(".c.tif*"))
+
+
 def test_t2_on_another_crs_is_resampled_onto_t1_grid(tmp_path):
     t1, t2 = _scene(400, 400)
     _write(tmp_path / "t1.tif", t1)
@@ -228,3 +286,13 @@ def test_real_georeferenced_pair_with_a_real_detector(tmp_path, shared_data):
     assert len(frame) == result.polygons
     if len(frame):
         assert (frame["area_m2"] > 0).all()  # EPSG:4326 input: areas in m² through a UTM projection
+
+
+def test_cpu_inference_keeps_freed_memory_on_glibc():
+    import sys
+
+    from core.device import keep_freed_memory
+
+    kept = keep_freed_memory()
+    assert kept is keep_freed_memory()  # idempotent
+    assert kept == sys.platform.startswith("linux")

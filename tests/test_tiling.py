@@ -69,11 +69,22 @@ def test_centre_crop_stitching_of_a_context_dependent_filter_has_no_seams():
     np.testing.assert_allclose(stitched, expected, atol=1e-6)
 
 
-def test_invalid_tile_sizes_are_refused():
-    with pytest.raises(InputError):
+def test_invalid_tile_sizes_are_refused_with_the_fix():
+    with pytest.raises(InputError, match="larger tile or a smaller overlap"):
         TileGrid(100, 100, tile=32, overlap=16)
-    with pytest.raises(InputError):
+    with pytest.raises(InputError, match="larger tile or a smaller overlap"):
+        TileGrid(100, 100, tile=32, overlap=-1)
+    with pytest.raises(InputError, match="100×0 pixels: give a raster"):
         TileGrid(0, 100, tile=32, overlap=4)
+
+
+def test_an_unknown_device_or_precision_is_an_input_error_with_the_choices():
+    from core.device import pick_device, use_bf16
+
+    with pytest.raises(InputError, match="use auto, cpu, cuda"):
+        pick_device("tpu")
+    with pytest.raises(InputError, match="use auto, fp32, bf16"):
+        use_bf16("fp16", pick_device("cpu"))
 
 
 @pytest.mark.parametrize("shape", [(33, 70, 3), (64, 64), (1, 5), (31, 1, 3)])

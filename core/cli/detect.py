@@ -1,9 +1,11 @@
-"""`python -m core detect T1 T2 -o CHANGE.tif`: tiled change detection on rasters (core.detection.inference)."""
+"""`python -m core detect T1 T2 -o CHANGE.tif`: tiled change detection on rasters (core.detection.inference).
+
+The parser is built without torch; `run` imports the pipeline, which checks the inputs before it loads a model."""
 
 import argparse
 from pathlib import Path
 
-from ..detection.inference import DEFAULT_OVERLAP, DEFAULT_TILE, detect_change
+from ..detection import DEFAULT_OVERLAP, DEFAULT_TILE
 from ..paths import DEFAULT_DETECTOR
 from .options import add_device_argument, add_precision_argument
 
@@ -34,6 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     from tqdm import tqdm
+
+    from ..detection.inference import detect_change
 
     bars = []  # drawn at the first progress report, once the inputs and the model have been checked
     try:

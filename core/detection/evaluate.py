@@ -35,6 +35,8 @@ def evaluate_pairs(
     is_canceled: Callable[[], bool] | None = None,
 ) -> dict:
     """Pooled scores per method and the list of evaluated pairs."""
+    started = time.time()
+    pairs = list(labelled_pairs(root, pre_dir))  # a wrong folder is named before torch and the model load
     detector = None
     if model:
         from ..device import pick_device, use_bf16
@@ -48,8 +50,6 @@ def evaluate_pairs(
         bf16 = use_bf16(precision, torch_device)
     totals: dict[str, np.ndarray] = {}
     names = []
-    started = time.time()
-    pairs = list(labelled_pairs(root, pre_dir))
     for index, pair in enumerate(pairs):
         if is_canceled is not None and is_canceled():
             raise Canceled("evaluation canceled")

@@ -1,25 +1,31 @@
 """ChangeStar change detection on arrays and on rasters of any size (`python -m core detect`).
 
-Tiled windowed inference: each tile is read with context around its owned centre (`core.tiling.TileGrid`), run
-through the model, and only the owned centre is written, so there are no seams and memory does not grow with the
-raster. T2 is read on T1's grid; when the grids differ it is resampled onto T1's grid tile by tile (and the result
+Tiled windowed inference: each tile is read with context around its owned centre (`core.tiling.TileGrid`), one tile
+ahead in a reader thread (T2 only where T1 has data), run through the model, and only the owned centre is written,
+so there are no seams and memory does not grow with the raster. T2 is read on T1's grid; when the grids differ it is resampled onto T1's grid tile by tile (and the result
 says so). Outputs: a uint8 mask (1 = change, 0 = no change, 255 = no data in either date) on T1's grid, optional
 float32 probabilities, optional polygons with their area in a GeoPackage.
+
+torch and the model code are imported when a model first runs: bad input is reported before that (see
+`core/__main__.py`: a command's errors come in well under a second).
 """
+
+from __future__ import annotations
 
 import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import rasterio
-import torch
 from rasterio.warp import transform_bounds
 
-from ..device import describe_device, pick_device, use_bf16
+from ..device import describe_device, keep_freed_memory, pick_device, use_bf16
 from ..errors import Canceled, InputError
 from ..guards import check_outputs
 from ..io.rasters import (
@@ -34,13 +40,16 @@ from ..io.rasters import (
 from ..io.tiling import TileGrid, pad_to_multiple
 from ..io.vectors import mask_polygons, write_gpkg
 from ..paths import DEFAULT_DETECTOR
-from .changestar import ChangeStar
-from .loading import LoadedDetector, load_detector
+from . import DEFAULT_OVERLAP, DEFAULT_TILE
+
+if TYPE_CHECKING:
+    import torch
+
+    from .changestar import ChangeStar
+    from .loading import LoadedDetector
 
 MASK_NODATA = 255
 PROBABILITY_NODATA = -1.0
-DEFAULT_TILE = 512
-DEFAULT_OVERLAP = 64
 GDAL_CACHE_MB = 256
 
 
@@ -67,6 +76,8 @@ def predict_tile(
     model: ChangeStar, t1: np.ndarray, t2: np.ndarray, device: torch.device, bf16: bool
 ) -> np.ndarray:
     """Change probability `(H, W)` float32 for two uint8 `(H, W, 3)` images (padded to multiples of 32 inside)."""
+    import torch
+
     pair, (height, width) = pad_to_multiple(np.concatenate([t1, t2], axis=2), 32)
     tensor = torch.from_numpy(np.ascontiguousarray(pair.transpose(2, 0, 1))[None].astype(np.float32)).to(
         device
@@ -101,6 +112,11 @@ def predict_array(
 
 def _prepare_model(model, device: torch.device) -> tuple[ChangeStar, float]:
     """A ChangeStar module (threshold 0.5), an already loaded detector (its threshold), or a name/path to load."""
+    from .changestar import ChangeStar
+    from .loading import LoadedDetector, load_detector
+
+    if device.type == "cpu":
+        keep_freed_memory()
     if isinstance(model, ChangeStar):
         return model.to(device).eval(), 0.5
     loaded = model if isinstance(model, LoadedDetector) else load_detector(model, device)
@@ -175,6 +191,30 @@ class _Aligned:
         return reproject_to_grid(self.t2_path, tile_grid, bands=self.bands2, resampling="bilinear")
 
 
+@dataclass
+class _TileInput:
+    """One tile's pixels as the model sees them; `t1`/`t2` are None where no owned pixel has data in both dates."""
+
+    both: np.ndarray  # (h, w) bool over the owned region
+    t1: np.ndarray | None
+    t2: np.ndarray | None
+
+
+def _read_tile(aligned: _Aligned, t1_path, bands1, part) -> _TileInput:
+    first = read_raster(t1_path, bands=bands1, window=part.read)
+    valid1 = first.valid
+    if not valid1[part.crop].any():  # nodata in T1's owned region: T2 is not read (nor resampled)
+        return _TileInput(np.zeros(valid1[part.crop].shape, bool), None, None)
+    second = aligned.read_t2(part.read)
+    valid2 = second.valid if second is not None else np.zeros_like(valid1)
+    both = (valid1 & valid2)[part.crop]
+    if not both.any():
+        return _TileInput(both, None, None)
+    t1 = to_uint8(first.array, aligned.limits1)
+    t2 = to_uint8(second.array, aligned.limits2)
+    return _TileInput(both, *_fill_invalid(t1, t2, valid1, valid2))
+
+
 def _fill_invalid(t1, t2, valid1, valid2):
     """Where only one date has data, show the model the same pixels twice (no change); no data stays 0."""
     t1 = np.where(valid1[..., None], t1, np.where(valid2[..., None], t2, 0)).astype(np.uint8)
@@ -209,9 +249,9 @@ def detect_change(
             raise InputError(f"Give exactly three bands (R,G,B order), e.g. --bands 3,2,1; got {band_list}.")
     if threshold is not None and not 0.0 < threshold < 1.0:
         raise InputError(f"--threshold must be between 0 and 1 (exclusive), got {threshold}.")
+    aligned = _Aligned(t1_path, t2_path, bands1, bands2)
     torch_device = pick_device(device)
     bf16 = use_bf16(precision, torch_device)
-    aligned = _Aligned(t1_path, t2_path, bands1, bands2)
     net, model_threshold = _prepare_model(model, torch_device)
     threshold = model_threshold if threshold is None else threshold
     grid = aligned.grid1
@@ -229,21 +269,22 @@ def detect_change(
             probability_writer = writers.enter_context(
                 GeoTiffWriter(probability_path, grid, 1, np.float32, nodata=PROBABILITY_NODATA)
             )
-        for done, part in enumerate(tiles):
+        # One reader thread reads (and resamples) the next tile while the model runs on this one; GDAL and torch
+        # release the GIL, so reading costs the model almost nothing. At most two tiles are in memory.
+        reader = writers.enter_context(ThreadPoolExecutor(1, thread_name_prefix="changen-tile-reader"))
+        parts = list(tiles)
+        pending = reader.submit(_read_tile, aligned, t1_path, bands1, parts[0])
+        for done, part in enumerate(parts):
             if is_canceled is not None and is_canceled():
                 raise Canceled("change detection canceled")
-            first = read_raster(t1_path, bands=bands1, window=part.read)
-            second = aligned.read_t2(part.read)
-            valid1 = first.valid
-            valid2 = second.valid if second is not None else np.zeros_like(valid1)
-            both = (valid1 & valid2)[part.crop]
+            tile_input = pending.result()
+            if done + 1 < len(parts):
+                pending = reader.submit(_read_tile, aligned, t1_path, bands1, parts[done + 1])
+            both = tile_input.both
             probability = np.full(both.shape, PROBABILITY_NODATA, np.float32)
             mask = np.full(both.shape, MASK_NODATA, np.uint8)
-            if both.any():
-                t1 = to_uint8(first.array, aligned.limits1)
-                t2 = to_uint8(second.array, aligned.limits2)
-                t1, t2 = _fill_invalid(t1, t2, valid1, valid2)
-                owned = predict_tile(net, t1, t2, torch_device, bf16)[part.crop]
+            if tile_input.t1 is not None:
+                owned = predict_tile(net, tile_input.t1, tile_input.t2, torch_device, bf16)[part.crop]
                 probability = np.where(both, owned, PROBABILITY_NODATA).astype(np.float32)
                 mask = np.where(both, (owned >= threshold).astype(np.uint8), MASK_NODATA).astype(np.uint8)
                 changed_pixels += int(np.sum(mask == 1))

@@ -70,10 +70,13 @@ class TileGrid:
 
     def __init__(self, height: int, width: int, tile: int, overlap: int):
         if height <= 0 or width <= 0:
-            raise InputError(f"raster size must be positive, got {height}×{width}")
+            raise InputError(
+                f"The raster is {width}×{height} pixels: give a raster (or window) with at least one row and column."
+            )
         if overlap < 0 or tile - 2 * overlap <= 0:
             raise InputError(
-                f"tile ({tile}) must be larger than twice the overlap ({overlap}): choose a larger tile or a smaller overlap"
+                f"The tile size ({tile}) must be larger than twice the overlap ({overlap}), which must not be negative: choose "
+                "a larger tile or a smaller overlap."
             )
         self.height, self.width, self.tile, self.overlap = height, width, tile, overlap
         self._rows = _spans(height, tile, overlap)
