@@ -92,6 +92,24 @@ class TransitionTable:
                 allowed[name] = targets
         return json.dumps({"classes": list(self.names), "allowed": allowed}, indent=2)
 
+    def reindexed(self, classes: Sequence[str]) -> TransitionTable:
+        """The same probabilities over `classes` (ids 1.. in that order, 0 unknown), e.g. a JSON table naming a
+        subset of the project classes, in any order; a class it does not name never changes."""
+        if not self.names:
+            raise InputError(
+                "this transition table has no class names: it cannot be matched to other classes"
+            )
+        position = {name: i + 1 for i, name in enumerate(classes)}
+        unknown = [name for name in self.names if name not in position]
+        if unknown:
+            raise InputError(
+                f"transition table: classes {unknown} are not among {list(classes)}; rename them in the table"
+            )
+        matrix = np.zeros((len(classes) + 1, len(classes) + 1))
+        ids = [position[name] for name in self.names]
+        matrix[np.ix_(ids, ids)] = self.matrix[1:, 1:]
+        return TransitionTable(matrix, tuple(classes))
+
     def allows(self, source: int, target: int) -> bool:
         return source < len(self.matrix) and target < len(self.matrix) and self.matrix[source, target] > 0
 
@@ -101,9 +119,68 @@ def default_oem_transitions() -> TransitionTable:
     return TransitionTable.from_allowed(OEM_CLASSES, OEM_DEFAULT_TRANSITIONS)
 
 
-def _transition_regions(semantic, rng, probability, table: TransitionTable) -> list:
+@dataclass(frozen=True)
+class ClassChange:
+    """An analyst's explicit transition: regions become class `to_cls`.
+
+    `at` (row, col): the connected region (4-connected, of one class) holding that pixel; `from_cls` then only
+    checks that the pixel has that class. Without `at`: every region of class `from_cls`. Explicit changes ignore
+    the minimum region size and the transition table (the analyst's choice), but never change class 0 (unknown)
+    unless `from_cls` says 0 explicitly.
+    """
+
+    to_cls: int
+    from_cls: int | None = None
+    at: tuple[int, int] | None = None
+
+    def describe(self) -> dict:
+        return {
+            "to_cls": self.to_cls,
+            "from_cls": self.from_cls,
+            "at": None if self.at is None else list(self.at),
+        }
+
+
+def explicit_regions(semantic: np.ndarray, change: ClassChange) -> list:
+    """(region crop mask, bbox, from class, to class) of the regions `change` names on `semantic`."""
+    height, width = semantic.shape
+    if not 0 <= change.to_cls <= 255 or (change.from_cls is not None and not 0 <= change.from_cls <= 255):
+        raise InputError(f"class change {change.describe()}: classes are ids in 0..255")
+    if change.at is None:
+        if change.from_cls is None:
+            raise InputError(
+                "a class change needs a class to change (from_cls) or a pixel of the region (at)"
+            )
+        source = semantic == change.from_cls
+        from_cls = change.from_cls
+    else:
+        row, col = (int(v) for v in change.at)
+        if not (0 <= row < height and 0 <= col < width):
+            raise InputError(
+                f"class change at pixel (row {row}, col {col}) lies outside the {width}×{height} map: pick a "
+                "pixel inside it"
+            )
+        from_cls = int(semantic[row, col])
+        if change.from_cls is not None and change.from_cls != from_cls:
+            raise InputError(
+                f"class change at pixel (row {row}, col {col}): the pixel has class {from_cls}, not "
+                f"{change.from_cls}; pick a pixel of the region you mean"
+            )
+        labels, _ = ndimage.label(semantic == from_cls, structure=FOUR_CONNECTED)
+        source = labels == labels[row, col]
+    if from_cls == change.to_cls or not source.any():
+        return []
+    labels, count = ndimage.label(source, structure=FOUR_CONNECTED)
+    regions = []
+    for index, (rows, cols) in enumerate(ndimage.find_objects(labels), start=1):
+        region = labels[rows, cols] == index
+        regions.append((region, (rows.start, cols.start, rows.stop, cols.stop), from_cls, int(change.to_cls)))
+    return regions
+
+
+def _transition_regions(semantic, rng, probability, table: TransitionTable, min_area: int = 0) -> list:
     """(region crop mask, bbox, from class, to class) for each region drawn to switch, all found on `semantic`
-    before any of them is applied."""
+    before any of them is applied. Regions smaller than `min_area` pixels never switch (nor draw a number)."""
     regions = []
     for from_cls in range(1, min(len(table.matrix), int(semantic.max()) + 1)):
         weights = table.matrix[from_cls]
@@ -112,7 +189,10 @@ def _transition_regions(semantic, rng, probability, table: TransitionTable) -> l
         labels, count = ndimage.label(semantic == from_cls, structure=FOUR_CONNECTED)
         if count == 0:
             continue
-        switching = np.flatnonzero(rng.random(count) < probability)
+        candidates = np.arange(count)
+        if min_area > 0:
+            candidates = np.flatnonzero(np.bincount(labels.ravel(), minlength=count + 1)[1:] >= min_area)
+        switching = candidates[rng.random(candidates.size) < probability]
         if switching.size == 0:
             continue
         targets = rng.choice(len(weights), size=switching.size, p=weights)

@@ -21,6 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
 
+from ...data.split import is_held_out
 from ...errors import InputError
 from ...paths import shared_data_dir
 from ...synthesis.diffusion.autoencoder import (
@@ -40,7 +41,6 @@ IMAGE_GLOBS = (
     "landcover/potsdam/images/*.png",
     "unlabeled/levir_extra/*.png",
 )
-HOLDOUT_EVERY = 10
 EVAL_CROP = 256
 EVAL_CROPS = 24
 
@@ -50,12 +50,6 @@ class TrainingImage:
     source: str
     name: str
     pixels: np.ndarray  # (H, W, 3) uint8
-
-
-def _stable_bucket(name: str, buckets: int) -> int:
-    import hashlib
-
-    return int(hashlib.sha1(name.encode()).hexdigest(), 16) % buckets
 
 
 def load_training_images(root: Path | None = None) -> tuple[list[TrainingImage], list[TrainingImage]]:
@@ -68,7 +62,7 @@ def load_training_images(root: Path | None = None) -> tuple[list[TrainingImage],
             image = TrainingImage(
                 relative.split("/")[1], relative, np.asarray(Image.open(path).convert("RGB"))
             )
-            (held_out if _stable_bucket(relative, HOLDOUT_EVERY) == 0 else train).append(image)
+            (held_out if is_held_out(relative) else train).append(image)
     if not train:
         raise InputError(f"No training images under {root} ({', '.join(IMAGE_GLOBS)}).")
     return train, held_out

@@ -18,13 +18,14 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ...data.split import is_held_out
 from ...errors import InputError
 from ...events.classes import PROJECT_CLASSES, to_project_classes
 from ...paths import shared_data_dir
 from ...synthesis.diffusion.autoencoder import load_autoencoder
 from ...synthesis.diffusion.process import GaussianDiffusion
 from ...synthesis.diffusion.rsdit import RSDiTConfig, build_rsdit
-from .autoencoder import HOLDOUT_EVERY, _stable_bucket, to_signed
+from .autoencoder import to_signed
 from .checkpoints import load_checkpoint
 
 LABELLED_SOURCES = (  # (glob of images, label folder relative to the image folder, class mapping)
@@ -71,7 +72,7 @@ def load_labelled_images(root: Path | None = None) -> tuple[list[LabelledImage],
                 np.asarray(Image.open(path).convert("RGB")),
                 _read_labels(label_path, mapping),
             )
-            (held_out if _stable_bucket(relative, HOLDOUT_EVERY) == 0 else train).append(image)
+            (held_out if is_held_out(relative) else train).append(image)
     if not train:
         raise InputError(f"No labelled training images under {root}.")
     return train, held_out
