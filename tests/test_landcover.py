@@ -318,3 +318,18 @@ def test_generate_dataset_landcover_writes_training_pairs_and_resumes(shared_dat
     assert main(argv) == 0
     assert "0 land-cover pairs written, 2 already finished" in capsys.readouterr().out
     assert {p.name: p.stat().st_mtime_ns for p in out.rglob("*.png")} == first
+
+
+def test_change_at_takes_map_coordinates_of_the_image():
+    from affine import Affine
+
+    from core.cli.synthesize import parse_change_at
+    from core.io.rasters import RasterGrid
+
+    grid = RasterGrid("EPSG:32640", Affine(0.5, 0, 300_000, 0, -0.5, 2_780_000), 64, 64)
+    change = parse_change_at("300010.2,2779990.9:water", grid)
+    assert change == ClassChange(WATER, at=(18, 20))
+    with pytest.raises(InputError, match="outside the image"):
+        parse_change_at("299990,2779990:water", grid)
+    with pytest.raises(InputError, match="X,Y:CLASS"):
+        parse_change_at("300010:water", grid)

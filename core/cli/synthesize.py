@@ -87,7 +87,7 @@ def add_arguments(parser) -> None:
         "--transition",
         type=float,
         default=None,
-        help="probability that a region changes class in a step (default 0.2, or 0 with --change-class)",
+        help="probability that a region changes class in a step (default 0.2, or 0 with --change-class/--change-at)",
     )
     landcover.add_argument(
         "--min-region", type=int, default=256, help="smallest region (pixels) a random transition changes"
@@ -98,6 +98,14 @@ def add_arguments(parser) -> None:
         default=[],
         metavar="A:B",
         help="in step 1, every region of class A becomes class B (names or ids, e.g. tree:bareland; repeat)",
+    )
+    landcover.add_argument(
+        "--change-at",
+        action="append",
+        default=[],
+        metavar="X,Y:B",
+        help="in step 1, the region under map coordinate X,Y (the image's CRS; column,row for plain images) "
+        "becomes class B (repeat)",
     )
 
 
@@ -174,6 +182,29 @@ def parse_class_change(text: str):
     return ClassChange(class_id(after), from_cls=class_id(before))
 
 
+def parse_change_at(text: str, grid):
+    """ "X,Y:B" (map coordinates in the image's CRS) -> ClassChange(the region at that pixel becomes B)."""
+    import math
+
+    from ..events.transitions import ClassChange
+
+    where, separator, after = text.partition(":")
+    try:
+        x, y = (float(part) for part in where.split(","))
+    except ValueError:
+        raise InputError(f"--change-at takes X,Y:CLASS (e.g. 300010.5,2779990:water), got {text!r}") from None
+    if not separator:
+        raise InputError(f"--change-at takes X,Y:CLASS (e.g. 300010.5,2779990:water), got {text!r}")
+    col, row = ~grid.transform * (x, y)
+    if not (0 <= row < grid.height and 0 <= col < grid.width):
+        left, bottom, right, top = grid.bounds
+        raise InputError(
+            f"--change-at {where} lies outside the image (it covers x {left:.6g}..{right:.6g}, y {bottom:.6g}.."
+            f"{top:.6g}): give a point on the image, in its CRS"
+        )
+    return ClassChange(class_id(after), at=(math.floor(row), math.floor(col)))
+
+
 def run_landcover(args) -> int:
     from ..device import pick_device
     from ..events.transitions import TransitionTable
@@ -201,6 +232,7 @@ def run_landcover(args) -> int:
     mapping = load_class_map(args.class_map) if args.class_map else args.source
     classes = load_landcover(args.labels, grid, mapping)
     changes = tuple(parse_class_change(text) for text in args.change_class)
+    changes += tuple(parse_change_at(text, grid) for text in args.change_at)
     table = (
         TransitionTable.load(args.transitions).reindexed(PROJECT_CLASSES[1:]) if args.transitions else None
     )
