@@ -333,3 +333,22 @@ def test_change_at_takes_map_coordinates_of_the_image():
         parse_change_at("299990,2779990:water", grid)
     with pytest.raises(InputError, match="X,Y:CLASS"):
         parse_change_at("300010:water", grid)
+
+
+def test_per_class_rates_of_a_json_table_decide_which_regions_change(tmp_path):
+    path = tmp_path / "rates.json"
+    allowed = {"tree": ["bareland"], "water": ["bareland"], "bareland": ["water"]}
+    rates = {"tree": 1.0, "water": 0.0}  # bareland: the step's probability
+    path.write_text(json.dumps({"classes": list(PROJECT_CLASSES[1:]), "allowed": allowed, "rates": rates}))
+    table = TransitionTable.load(path)
+    assert json.loads(table.to_json())["rates"] == rates
+    before = _state(_map())
+    result = simulate_step(before, np.random.default_rng(0), transitions=table)  # transition=0: rates only
+    assert (result.state.semantic[before.semantic == TREE] == BARELAND).all()
+    assert (result.state.semantic[before.semantic == WATER] == WATER).all()
+    assert (result.state.semantic[before.semantic == BARELAND] == BARELAND).all()
+    everything = simulate_step(before, np.random.default_rng(0), transition=1.0, transitions=table)
+    assert (everything.state.semantic[before.semantic == BARELAND] == WATER).all()
+    assert (everything.state.semantic[before.semantic == WATER] == WATER).all()
+    reindexed = table.reindexed(PROJECT_CLASSES[1:])
+    assert reindexed.rate(TREE, 0.5) == 1.0 and reindexed.rate(BARELAND, 0.5) == 0.5

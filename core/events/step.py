@@ -116,9 +116,9 @@ def simulate_step(
     remove: a count (int) or a fraction (float in [0, 1]) of the instances with area >= `min_area`, drawn at
     random, plus every id in `remove_ids`; removed pixels take `fill_class`.
     transition: probability that each connected region (4-connected) of a class with at least `min_region` pixels
-    switches to a class drawn from `transitions`. class_changes: explicit transitions (`ClassChange`: a region at a
-    pixel, or every region of a class, becomes a given class), applied first; their pixels take no random
-    transition in the same step.
+    switches to a class drawn from `transitions` (a class with its own rate in the table uses that rate instead).
+    class_changes: explicit transitions (`ClassChange`: a region at a pixel, or every region of a class, becomes
+    a given class), applied first; their pixels take no random transition in the same step.
     create: random creations (copies of random instances with area >= `min_area`, angle and scale uniform in the
     ranges), after the explicit `creations`. Created objects never overlap an object of the state before or
     after the step, keep `min_gap` pixels from them, and stay inside the image; the ones that cannot are
@@ -156,7 +156,7 @@ def simulate_step(
     if min_region < 0:
         raise InputError(f"min_region is a size in pixels (>= 0), got {min_region}")
     chosen = [region for change in class_changes for region in explicit_regions(semantic, change)]
-    if transition > 0:
+    if transition > 0 or (transitions is not None and transitions.has_rates):
         # pixels changed explicitly are class 0 here: class 0 never takes a random transition
         drawn_on = np.where(transitioned_mask(before.shape, chosen), 0, semantic).astype(semantic.dtype)
         chosen += _transition_regions(drawn_on, rng, transition, transitions, min_region)
