@@ -10,8 +10,8 @@ import os
 from pathlib import Path
 
 from ..data.dataset import DATASET_METHODS, find_sources, generate
-from ..data.landcover import LANDCOVER_SOURCES, SPLITS
 from ..data.recipes import Settings
+from ..data.split import LANDCOVER_SOURCES, SPLITS
 from ..errors import InputError
 from ..synthesis.synthesize import DEFAULT_GENERATOR
 from .options import add_device_argument

@@ -26,11 +26,9 @@ from ..io.images import read_rgb
 from ..synthesis.landcover import LandcoverParameters, simulate_landcover, synthesize_landcover
 from .dataset import generate_pairs
 from .pairs import pair_folder, write_pair
-from .split import is_held_out
+from .split import LANDCOVER_SOURCES, SPLITS, is_held_out
 
-LANDCOVER_SOURCES = ("dubai_mbrsc", "loveda", "potsdam")  # RGB sets (Vaihingen is near-infrared false colour)
 LANDCOVER_PAIR_FILES = ("t1.png", "t2.png", "S_t1.png", "S_t2.png", "change.png", "fromto.png", "meta.json")
-SPLITS = ("train", "held-out")
 CROP_TRIES = 8
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 
 HOLDOUT_EVERY = 10
+SPLITS = ("train", "held-out")
+LANDCOVER_SOURCES = ("dubai_mbrsc", "loveda", "potsdam")  # RGB land-cover sets (Vaihingen is near-infrared)
 
 
 def stable_bucket(name: str, buckets: int) -> int:
