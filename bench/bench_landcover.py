@@ -164,7 +164,8 @@ def draw_grid(samples: list[dict]) -> np.ndarray:
         gap = np.full((PANEL, 4, 3), 255, np.uint8)
         row = np.concatenate([panels[0], gap, panels[1], gap, panels[2], gap, panels[3]], axis=1)
         band = np.full((22, row.shape[1], 3), 255, np.uint8)
-        text = f"{sample['label']}   ({Path(sample['map']).parent.parent.name}/{Path(sample['map']).name})"
+        where = f"{Path(sample['map']).parent.parent.name}/{Path(sample['map']).name}"
+        text = f"{sample['label'].replace('→', '->')}   ({where})"  # OpenCV draws ASCII only
         cv2.putText(band, text, (6, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.48, (0, 0, 0), 1, cv2.LINE_AA)
         rows += [band, row]
     legend = np.full((26, rows[0].shape[1], 3), 255, np.uint8)
