@@ -131,7 +131,7 @@ def interleaved_bf16(models: dict, pair, repeats: int) -> dict:
                 start = time.perf_counter()
                 model(pair)
                 times[name].append(time.perf_counter() - start)
-            peaks.append(matmul_peak_gflops(torch.bfloat16))
+            peaks.append(matmul_peak(torch.bfloat16).gflops)
     for model in models.values():
         model.to(memory_format=torch.contiguous_format)
     return {"seconds": {name: float(np.median(values)) for name, values in times.items()}, "peaks": peaks}
@@ -226,7 +226,7 @@ def main() -> None:
         "ms_per_pair": {name: round(1000 * seconds, 1) for name, seconds in rounds["seconds"].items()},
         "bf16_matmul_peak_gflops_per_round": [round(peak, 1) for peak in rounds["peaks"]],
         "official_r18_share_of_peak": round(
-            forward_flops(official, pair)
+            count_flops(lambda: official(pair))
             / rounds["seconds"]["official_r18"]
             / 1e9
             / np.median(rounds["peaks"]),

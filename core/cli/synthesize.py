@@ -1,4 +1,7 @@
-"""`python -m core synthesize IMAGE BUILDINGS`: events on the buildings, then the images (core.synthesis)."""
+"""`python -m core synthesize IMAGE BUILDINGS`: events on the buildings, then the images (core.synthesis).
+
+`python -m core synthesize IMAGE --task landcover --labels LANDCOVER.tif --source dubai_mbrsc`: class transitions
+on a classified raster of the image's grid, drawn by the RS-DiT (`core.synthesis.landcover`)."""
 
 from __future__ import annotations
 
@@ -8,8 +11,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from ..events.classes import PROJECT_CLASSES, SOURCE_CLASSES, class_id, load_class_map
 from ..events.series import simulate_series
-from ..io.rasters import raster_grid, read_raster
+from ..io.rasters import raster_grid, read_raster, to_uint8
 from ..synthesis.compositing import UNCHANGED_MODES
 from ..synthesis.synthesize import DEFAULT_MODELS, METHODS, load_synthesis_generator, synthesize, write_result
 from .options import add_device_argument, parse_amount
@@ -19,7 +23,16 @@ from .options import add_device_argument, parse_amount
 def add_arguments(parser) -> None:
     parser.add_argument("image", help="pre-event image: GeoTIFF (any CRS, 8/16-bit) or PNG/JPEG")
     parser.add_argument(
-        "buildings", help="building mask raster on the image's grid, or polygons (.gpkg/.geojson)"
+        "buildings",
+        nargs="?",
+        help="--task buildings: building mask raster on the image's grid, or polygons (.gpkg/.geojson)",
+    )
+    parser.add_argument(
+        "--task",
+        choices=("buildings", "landcover"),
+        default="buildings",
+        help="buildings: remove/create buildings; landcover: class transitions of a land-cover map, always drawn "
+        "by the RS-DiT (changen2; --method, --remove, --create do not apply)",
     )
     parser.add_argument("-o", "--out", required=True, help="output folder")
     parser.add_argument(
@@ -58,14 +71,60 @@ def add_arguments(parser) -> None:
     )
     parser.add_argument("--scale", type=float, nargs=2, default=(0.9, 1.1), metavar=("LOW", "HIGH"))
     parser.add_argument("--angle", type=float, nargs=2, default=(-15.0, 15.0), metavar=("LOW", "HIGH"))
+    landcover = parser.add_argument_group("--task landcover")
+    landcover.add_argument("--labels", help="classified raster on the image's grid (uint8 class values)")
+    mapping = landcover.add_mutually_exclusive_group()
+    mapping.add_argument(
+        "--source",
+        choices=sorted(SOURCE_CLASSES),
+        help="the labels' class scheme (project: the values are project class ids already)",
+    )
+    mapping.add_argument("--class-map", help='JSON {"value": "project class"} for any other class scheme')
+    landcover.add_argument(
+        "--transitions", help="JSON transition table (default: Changen2's OpenEarthMap table)"
+    )
+    landcover.add_argument(
+        "--transition",
+        type=float,
+        default=None,
+        help="probability that a region changes class in a step (default 0.2, or 0 with --change-class/--change-at)",
+    )
+    landcover.add_argument(
+        "--min-region", type=int, default=256, help="smallest region (pixels) a random transition changes"
+    )
+    landcover.add_argument(
+        "--change-class",
+        action="append",
+        default=[],
+        metavar="A:B",
+        help="in step 1, every region of class A becomes class B (names or ids, e.g. tree:bareland; repeat)",
+    )
+    landcover.add_argument(
+        "--change-at",
+        action="append",
+        default=[],
+        metavar="X,Y:B",
+        help="in step 1, the region under map coordinate X,Y (the image's CRS; column,row for plain images) "
+        "becomes class B (repeat)",
+    )
 
 
 def run(args) -> int:
+    if args.steps < 1:
+        raise InputError(f"--steps must be at least 1 (one post-event image per step), got {args.steps}.")
+    if args.task == "landcover":
+        return run_landcover(args)
+    if args.buildings is None:
+        raise InputError(
+            "synthesize needs BUILDINGS (a mask or polygons), or --task landcover with --labels."
+        )
+    return run_buildings(args)
+
+
+def run_buildings(args) -> int:
     from ..guards import check_folder_outputs
     from ..io.labels import load_state
 
-    if args.steps < 1:
-        raise InputError(f"--steps must be at least 1 (one post-event image per step), got {args.steps}.")
     outputs = [f"{kind}_t{t}.tif" for t in range(args.steps + 1) for kind in ("image", "mask", "change")]
     check_folder_outputs([args.image, args.buildings, args.model], args.out, [*outputs, "events.json"])
     grid = raster_grid(args.image)
@@ -109,5 +168,99 @@ def run(args) -> int:
     print(
         f"{args.method}{mode} on {result.log['device']}: {args.steps} step(s), {removed} removed, {created} created, "
         f"{time.perf_counter() - started:.1f} s; wrote {len(written)} files to {args.out}"
+    )
+    return 0
+
+
+def parse_class_change(text: str):
+    """ "tree:bareland" (names or ids) -> ClassChange(every tree region becomes bareland)."""
+    from ..events.transitions import ClassChange
+
+    before, separator, after = text.partition(":")
+    if not separator:
+        raise InputError(f"--change-class takes FROM:TO (e.g. tree:bareland), got {text!r}")
+    return ClassChange(class_id(after), from_cls=class_id(before))
+
+
+def parse_change_at(text: str, grid):
+    """ "X,Y:B" (map coordinates in the image's CRS) -> ClassChange(the region at that pixel becomes B)."""
+    import math
+
+    from ..events.transitions import ClassChange
+
+    where, separator, after = text.partition(":")
+    try:
+        x, y = (float(part) for part in where.split(","))
+    except ValueError:
+        raise InputError(f"--change-at takes X,Y:CLASS (e.g. 300010.5,2779990:water), got {text!r}") from None
+    if not separator:
+        raise InputError(f"--change-at takes X,Y:CLASS (e.g. 300010.5,2779990:water), got {text!r}")
+    col, row = ~grid.transform * (x, y)
+    if not (0 <= row < grid.height and 0 <= col < grid.width):
+        left, bottom, right, top = grid.bounds
+        raise InputError(
+            f"--change-at {where} lies outside the image (it covers x {left:.6g}..{right:.6g}, y {bottom:.6g}.."
+            f"{top:.6g}): give a point on the image, in its CRS"
+        )
+    return ClassChange(class_id(after), at=(math.floor(row), math.floor(col)))
+
+
+def run_landcover(args) -> int:
+    from ..device import pick_device
+    from ..events.transitions import TransitionTable
+    from ..guards import check_folder_outputs
+    from ..io.labels import load_landcover
+    from ..synthesis.landcover import (
+        LandcoverParameters,
+        landcover_outputs,
+        synthesize_landcover,
+        write_landcover_result,
+    )
+
+    if args.labels is None:
+        raise InputError(
+            "--task landcover needs --labels LANDCOVER.tif (a classified raster on the image's grid)."
+        )
+    if args.buildings is not None:
+        raise InputError(
+            f"--task landcover takes no BUILDINGS argument (got {args.buildings}); give --labels."
+        )
+    inputs = [args.image, args.labels, args.class_map, args.transitions, args.model]
+    check_folder_outputs(inputs, args.out, landcover_outputs(args.steps))
+    grid = raster_grid(args.image)
+    image = read_raster(args.image, bands=args.bands)
+    mapping = load_class_map(args.class_map) if args.class_map else args.source
+    classes = load_landcover(args.labels, grid, mapping)
+    changes = tuple(parse_class_change(text) for text in args.change_class)
+    changes += tuple(parse_change_at(text, grid) for text in args.change_at)
+    table = (
+        TransitionTable.load(args.transitions).reindexed(PROJECT_CLASSES[1:]) if args.transitions else None
+    )
+    transition = args.transition if args.transition is not None else (0.0 if changes else 0.2)
+    parameters = LandcoverParameters(
+        steps=args.steps,
+        transition=transition,
+        min_region=args.min_region,
+        class_changes=changes,
+        table=table,
+        seed=args.seed,
+        unchanged=args.unchanged,
+    )
+    parameters.check()
+    generator = load_synthesis_generator("changen2", args.model, pick_device(args.device), args.autoencoder)
+    started = time.perf_counter()
+    pixels = to_uint8(image.array, valid=image.valid)
+    if pixels.shape[2] != 3:
+        raise InputError(
+            f"synthesis needs 3 bands, the image has {pixels.shape[2]}: choose three with --bands"
+        )
+    result = synthesize_landcover(generator, pixels, classes, parameters, valid=image.valid)
+    written = write_landcover_result(result, grid, Path(args.out))
+    changed = [int(change.sum()) for change in result.changes]
+    regions = sum(len(step.events) for step in result.series.steps)
+    print(
+        f"landcover ({args.unchanged} unchanged) on {result.log['device']}: {args.steps} step(s), {regions} region(s) "
+        f"changed class, {changed} px per step, {time.perf_counter() - started:.1f} s; wrote {len(written)} files "
+        f"to {args.out}"
     )
     return 0

@@ -62,8 +62,34 @@ def generate(
 ) -> dict:
     """Write this shard's unfinished pairs; returns counts of written and skipped pairs. A cancel stops between
     pairs (raising `Canceled`); running again with the same settings resumes."""
-    out.mkdir(parents=True, exist_ok=True)
     description = {"settings": settings.__dict__, "pairs": pairs, "sources": [str(s[0]) for s in sources]}
+    return generate_pairs(
+        out,
+        description,
+        pairs,
+        lambda index: write_pair(
+            pair_folder(out, index), make_pair(sources, settings, index, generator, device)
+        ),
+        shard,
+        show_progress,
+        progress,
+        is_canceled,
+    )
+
+
+def generate_pairs(
+    out: Path,
+    description: dict,
+    pairs: int,
+    write_one: Callable[[int], None],
+    shard: tuple[int, int] = (0, 1),
+    show_progress: bool = True,
+    progress: Callable[[float], None] | None = None,
+    is_canceled: Callable[[], bool] | None = None,
+) -> dict:
+    """The resumable, sharded loop of every dataset task: `write_one(k)` writes pair k (its marker last) for this
+    shard's pairs whose folder is not finished; `description` goes to `dataset.json` on the first run."""
+    out.mkdir(parents=True, exist_ok=True)
     if not (out / "dataset.json").exists():
         write_text_atomic(out / "dataset.json", json.dumps(description, indent=1))
     mine = range(shard[0], pairs, shard[1])
@@ -75,7 +101,7 @@ def generate(
             raise Canceled(
                 f"stopped after {done} of {len(todo)} pairs; run again with the same settings to resume"
             )
-        write_pair(pair_folder(out, index), make_pair(sources, settings, index, generator, device))
+        write_one(index)
         bar.update(1)
         if progress is not None:
             progress(100.0 * (done + 1) / len(todo))

@@ -28,10 +28,10 @@ def _save_png(path: Path, array: np.ndarray) -> None:
         Image.fromarray(array).save(tmp, format="PNG")
 
 
-def write_pair(folder: Path, pair: dict) -> None:
+def write_pair(folder: Path, pair: dict, files: tuple[str, ...] = PAIR_FILES) -> None:
     """Images and masks first, `FINISHED_MARKER` last: its presence marks the pair finished."""
     folder.mkdir(parents=True, exist_ok=True)
-    for name in PAIR_FILES:
+    for name in files:
         if name != FINISHED_MARKER:
             _save_png(folder / name, pair[name.removesuffix(".png")])
     write_text_atomic(folder / FINISHED_MARKER, json.dumps(pair["meta"], indent=1))

@@ -10,10 +10,20 @@ import numpy as np
 
 Item = TypeVar("Item")
 
+HOLDOUT_EVERY = 10  # one image in ten (by `stable_bucket` of its path below the data root) is held out
+SPLITS = ("train", "held-out")
+LANDCOVER_SOURCES = ("dubai_mbrsc", "loveda", "potsdam")  # RGB land-cover sets (Vaihingen is near-infrared)
+
 
 def stable_bucket(name: str, buckets: int) -> int:
     """The bucket (0..buckets-1) of a name by its SHA-1: the same on every machine and run (a held-out split)."""
     return int(hashlib.sha1(name.encode()).hexdigest(), 16) % buckets
+
+
+def is_held_out(relative: str) -> bool:
+    """True for the images the autoencoder and the denoiser never train on (`relative`: the path below the data
+    root, e.g. `landcover/dubai_mbrsc/images/tile1_image_part_001.jpg`)."""
+    return stable_bucket(relative, HOLDOUT_EVERY) == 0
 
 
 class BySource(Generic[Item]):

@@ -54,6 +54,51 @@ SOURCE_CLASSES = {
     },
 }
 SOURCE_CLASSES["vaihingen"] = SOURCE_CLASSES["potsdam"]
+SOURCE_CLASSES["project"] = dict(enumerate(PROJECT_CLASSES))  # already project ids (e.g. our own outputs)
+
+# OpenEarthMap's class colours (RGB), for class maps and previews; unlabeled is black.
+PROJECT_COLOURS = (
+    (0, 0, 0),
+    (128, 0, 0),
+    (0, 255, 36),
+    (148, 148, 148),
+    (255, 255, 255),
+    (34, 97, 38),
+    (0, 69, 255),
+    (75, 181, 73),
+    (222, 31, 7),
+)
+
+
+def class_id(text: str) -> int:
+    """A project class given by name ("tree") or id ("5") -> its id."""
+    if text.strip().isdigit() and int(text) < len(PROJECT_CLASSES):
+        return int(text)
+    if text.strip() in PROJECT_CLASSES:
+        return PROJECT_CLASSES.index(text.strip())
+    raise InputError(
+        f"unknown class {text!r}: give a project class name or id ({', '.join(PROJECT_CLASSES)}; ids 0..8)"
+    )
+
+
+def load_class_map(path) -> dict[int, str]:
+    """A JSON object `{"source value": "project class", ...}` (e.g. `{"1": "building", "2": "bareland"}`)."""
+    import json
+    from pathlib import Path
+
+    try:
+        data = json.loads(Path(path).read_text())
+        mapping = {int(value): str(name) for value, name in data.items()}
+    except (OSError, ValueError, AttributeError, TypeError) as error:
+        raise InputError(
+            f"cannot read the class mapping {path}: {error}; expected a JSON object from each class value of "
+            f'the raster to a project class, e.g. {{"1": "building", "2": "bareland"}}'
+        ) from error
+    outside = [value for value in mapping if not 0 <= value <= 255]
+    if outside:
+        raise InputError(f"class mapping {path}: values {outside} are not 8-bit class values (0..255)")
+    lookup_table(mapping)  # checks the names
+    return mapping
 
 
 def lookup_table(mapping: dict[int, str]) -> np.ndarray:

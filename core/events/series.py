@@ -13,7 +13,7 @@ from ..errors import InputError
 from .placement import Creation
 from .state import LabelState
 from .step import StepResult, simulate_step
-from .transitions import TransitionTable
+from .transitions import ClassChange, TransitionTable
 
 
 # ---------------------------------------------------------------------------------------- series
@@ -132,7 +132,7 @@ def simulate_unlabeled_series(
 def _jsonable(value):
     if isinstance(value, TransitionTable):
         return json.loads(value.to_json())
-    if isinstance(value, Creation):
+    if isinstance(value, Creation | ClassChange):
         return value.describe()
     if isinstance(value, np.generic):
         return value.item()

@@ -19,7 +19,7 @@ import numpy as np
 from ..errors import InputError
 from .placement import MAX_PLACEMENT_TRIES, Creation, _AllowedArea, _mark_occupied, _occupied_padded, _place
 from .state import InstanceInfo, LabelState
-from .transitions import TransitionTable, _transition_regions
+from .transitions import ClassChange, TransitionTable, _transition_regions, explicit_regions
 
 
 @dataclass(frozen=True)
@@ -108,12 +108,17 @@ def simulate_step(
     transitions: TransitionTable | None = None,
     max_tries: int = MAX_PLACEMENT_TRIES,
     allowed: np.ndarray | None = None,
+    min_region: int = 0,
+    class_changes: Iterable[ClassChange] = (),
 ) -> StepResult:
     """One change step: removals, then class transitions, then creations; returns the new state and masks.
 
     remove: a count (int) or a fraction (float in [0, 1]) of the instances with area >= `min_area`, drawn at
     random, plus every id in `remove_ids`; removed pixels take `fill_class`.
-    transition: probability that each connected region of a class switches to a class drawn from `transitions`.
+    transition: probability that each connected region (4-connected) of a class with at least `min_region` pixels
+    switches to a class drawn from `transitions` (a class with its own rate in the table uses that rate instead).
+    class_changes: explicit transitions (`ClassChange`: a region at a pixel, or every region of a class, becomes
+    a given class), applied first; their pixels take no random transition in the same step.
     create: random creations (copies of random instances with area >= `min_area`, angle and scale uniform in the
     ranges), after the explicit `creations`. Created objects never overlap an object of the state before or
     after the step, keep `min_gap` pixels from them, and stay inside the image; the ones that cannot are
@@ -144,22 +149,31 @@ def simulate_step(
         removed[rows, cols] |= pixels
         events.append(_event("remove", instance_id, info.bbox, pixels, info.cls, fill_class, info.area))
 
-    # -- class transitions (regions of the post-removal map)
+    # -- class transitions (regions of the post-removal map): explicit ones, then random ones elsewhere
     transitioned = np.zeros(before.shape, dtype=bool)
-    if transition > 0:
-        if transitions is None:
-            raise InputError("transition > 0 needs a TransitionTable (e.g. default_oem_transitions())")
-        for region, bbox, from_cls, to_cls in _transition_regions(semantic, rng, transition, transitions):
-            rows, cols = slice(bbox[0], bbox[2]), slice(bbox[1], bbox[3])
-            semantic[rows, cols][region] = to_cls
-            gone = np.unique(instance[rows, cols][region])
-            instance[rows, cols][region] = 0
-            transitioned[rows, cols] |= region
-            for instance_id in gone[gone != 0]:
-                index.pop(int(instance_id), None)
-            events.append(_event("transition", 0, bbox, region, from_cls, to_cls, int(region.sum())))
-        if transitioned.any():
-            index = None  # instances may have been cut: rebuilt lazily
+    if transition > 0 and transitions is None:
+        raise InputError("transition > 0 needs a TransitionTable (e.g. default_oem_transitions())")
+    if min_region < 0:
+        raise InputError(f"min_region is a size in pixels (>= 0), got {min_region}")
+    chosen = [region for change in class_changes for region in explicit_regions(semantic, change)]
+    if transition > 0 or (transitions is not None and transitions.has_rates):
+        # pixels changed explicitly are class 0 here: class 0 never takes a random transition
+        drawn_on = np.where(transitioned_mask(before.shape, chosen), 0, semantic).astype(semantic.dtype)
+        chosen += _transition_regions(drawn_on, rng, transition, transitions, min_region)
+    for region, bbox, from_cls, to_cls in chosen:
+        rows, cols = slice(bbox[0], bbox[2]), slice(bbox[1], bbox[3])
+        region = region & ~transitioned[rows, cols]  # two explicit changes of one region: the first wins
+        if not region.any():
+            continue
+        semantic[rows, cols][region] = to_cls
+        gone = np.unique(instance[rows, cols][region])
+        instance[rows, cols][region] = 0
+        transitioned[rows, cols] |= region
+        for instance_id in gone[gone != 0]:
+            index.pop(int(instance_id), None)
+        events.append(_event("transition", 0, bbox, region, from_cls, to_cls, int(region.sum())))
+    if transitioned.any():
+        index = None  # instances may have been cut: rebuilt lazily
 
     # -- creations
     created = np.zeros(before.shape, dtype=bool)
@@ -213,6 +227,14 @@ def simulate_step(
     after = LabelState(semantic, instance, next_id, index)
     change = semantic != before.semantic
     return StepResult(after, change, removed, created, transitioned, events, unplaced)
+
+
+def transitioned_mask(shape: tuple[int, int], regions: list) -> np.ndarray:
+    """The pixels of (region crop mask, bbox, ...) tuples -> bool `shape`."""
+    mask = np.zeros(shape, dtype=bool)
+    for region, bbox, *_ in regions:
+        mask[bbox[0] : bbox[2], bbox[1] : bbox[3]] |= region
+    return mask
 
 
 def _check_ranges(scale_range, angle_range, min_gap, create, transition, fill_class):

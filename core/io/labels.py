@@ -15,6 +15,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import InputError
+from ..events.classes import PROJECT_CLASSES, SOURCE_CLASSES, to_project_classes
 from ..events.state import EIGHT_CONNECTED, LabelState
 from .rasters import RasterGrid, read_mask
 
@@ -52,6 +53,46 @@ def state_from_instances(
             "the semantic map is background (0) under some instances: give every instance a class"
         )
     return LabelState(semantic, instance)
+
+
+# ---------------------------------------------------------------------------------------------- land cover
+def load_landcover(
+    path: str | os.PathLike, grid: RasterGrid, mapping: dict[int, str] | str | None
+) -> np.ndarray:
+    """A classified raster on `grid` (the image's) -> `(H, W)` uint8 project class ids.
+
+    `mapping`: a source name of `SOURCE_CLASSES` ("dubai_mbrsc", "loveda", …, "project" for rasters that hold
+    project ids already) or {raster value: project class name}. Without one, or with values it does not cover,
+    the message names the raster's values and asks for the mapping."""
+    values, label_grid = read_mask(path)
+    if not label_grid.same_grid(grid):
+        raise InputError(
+            f"the land-cover raster {path} ({_describe_grid(label_grid)}) is not on the image's grid "
+            f"({_describe_grid(grid)}): its pixels must be the image's pixels. Resample it onto the image with "
+            "nearest neighbour (QGIS: Raster ▸ Align Rasters; GDAL: gdalwarp -r near -te … -ts …) or pass the "
+            "matching image."
+        )
+    found = np.unique(values).tolist()
+    sources = ", ".join(SOURCE_CLASSES)
+    if mapping is None:
+        raise InputError(
+            f"the land-cover raster {path} holds class values {found}: say which class each value is, with a "
+            f"known source ({sources}) or a mapping of each value to a project class "
+            f'({", ".join(PROJECT_CLASSES)}), e.g. {{"{found[-1]}": "building"}} (command line: --source or '
+            "--class-map JSON)."
+        )
+    if isinstance(mapping, str) and mapping not in SOURCE_CLASSES:
+        raise InputError(f"unknown land-cover source {mapping!r}: use one of {sources}, or a class mapping")
+    return to_project_classes(values, mapping, f"the land-cover raster {path}")
+
+
+def _describe_grid(grid: RasterGrid) -> str:
+    crs = grid.crs
+    where = "no CRS" if crs is None else (crs.to_string() if crs.to_epsg() else "a custom CRS")
+    return (
+        f"{grid.width}×{grid.height} px, {where}, origin ({grid.transform.c:.6g}, {grid.transform.f:.6g}), "
+        f"pixel {grid.transform.a:.6g}"
+    )
 
 
 # ---------------------------------------------------------------------------------------------- polygons

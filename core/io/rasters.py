@@ -221,7 +221,15 @@ class GeoTiffWriter:
 
     Use as a context manager; `write(array, window)` takes `(h, w)` or `(h, w, C)` blocks."""
 
-    def __init__(self, path, grid: RasterGrid, count: int, dtype, nodata: float | None = None):
+    def __init__(
+        self,
+        path,
+        grid: RasterGrid,
+        count: int,
+        dtype,
+        nodata: float | None = None,
+        colormap: dict | None = None,
+    ):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         handle, self._tmp = tempfile.mkstemp(
@@ -251,6 +259,8 @@ class GeoTiffWriter:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             self._dataset = rasterio.open(self._tmp, "w", **profile)
+        if colormap:
+            self._dataset.write_colormap(1, colormap)  # before any pixel: GDAL fixes the photometric tag then
 
     def write(self, array: np.ndarray, window: Window | None = None) -> None:
         if array.ndim == 2:
@@ -271,14 +281,22 @@ class GeoTiffWriter:
         return False
 
 
-def write_geotiff(path, array: np.ndarray, grid: RasterGrid, nodata: float | None = None, dtype=None) -> None:
+def write_geotiff(
+    path,
+    array: np.ndarray,
+    grid: RasterGrid,
+    nodata: float | None = None,
+    dtype=None,
+    colormap: dict | None = None,
+) -> None:
     """Write `(H, W)` or `(H, W, C)` atomically as a deflate-compressed, tiled GeoTIFF on `grid` (CRS as WKT).
 
-    `nodata` is written only when given (pass `grid.nodata` to keep the input's)."""
+    `nodata` is written only when given (pass `grid.nodata` to keep the input's). `colormap` {value: (r, g, b)}
+    gives a single-band 8-bit raster a colour table (GIS viewers show it as a paletted class map)."""
     if array.shape[:2] != grid.shape:
         raise ValueError(f"array of shape {array.shape[:2]} does not match the grid {grid.shape}")
     count = 1 if array.ndim == 2 else array.shape[2]
-    with GeoTiffWriter(path, grid, count, dtype or array.dtype, nodata) as writer:
+    with GeoTiffWriter(path, grid, count, dtype or array.dtype, nodata, colormap) as writer:
         writer.write(array)
 
 

@@ -181,16 +181,16 @@ def synthesize(
     return SynthesisResult(images, masks, changes, log)
 
 
-def write_result(result: SynthesisResult, grid, out: Path) -> list[Path]:
-    """t0…tT images (`image_t{t}.tif`), masks (`mask_t{t}.tif`, class ids), change masks (`change_t{t}.tif`,
-    1 = changed since t - 1) as GeoTIFFs on `grid`, and `events.json`."""
+def write_result(result: SynthesisResult, grid, out: Path, colormap: dict | None = None) -> list[Path]:
+    """t0…tT images (`image_t{t}.tif`), masks (`mask_t{t}.tif`, class ids; with `colormap` {id: RGB} a colour
+    table), change masks (`change_t{t}.tif`, 1 = changed since t - 1) as GeoTIFFs on `grid`, and `events.json`."""
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for t, image in enumerate(result.images):
         written.append(out / f"image_t{t}.tif")
         write_geotiff(written[-1], image, grid, nodata=grid.nodata)
         written.append(out / f"mask_t{t}.tif")
-        write_geotiff(written[-1], result.masks[t], grid)
+        write_geotiff(written[-1], result.masks[t], grid, colormap=colormap)
         if t > 0:
             written.append(out / f"change_t{t}.tif")
             write_geotiff(written[-1], result.changes[t - 1], grid)

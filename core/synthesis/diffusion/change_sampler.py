@@ -103,8 +103,15 @@ def change_windows(change: np.ndarray, context: int, max_window: int) -> list[tu
     height, width = change.shape
     count, _, stats, _ = cv2.connectedComponentsWithStats(change.astype(np.uint8), connectivity=8)
     boxes = []
-    for x, y, w, h, _ in stats[1:count]:
-        boxes.append([y - context, x - context, y + h + context, x + w + context])
+    for x, y, w, h, _ in stats[1:count]:  # context stops at the image's border: no window larger than needed
+        boxes.append(
+            [
+                max(y - context, 0),
+                max(x - context, 0),
+                min(y + h + context, height),
+                min(x + w + context, width),
+            ]
+        )
     merged = True
     while merged:  # merge overlapping boxes while the union still fits one window
         merged = False
@@ -263,6 +270,16 @@ def synthesize_change(
 REGENERATE_VARIATION = 0.25  # the unchanged area's freedom in whole-image outputs (training pairs)
 
 
+def unchanged_options(unchanged: str) -> dict:
+    """`synthesize_change` keywords for an `unchanged` mode: "keep" edits the input in place (only windows around
+    the change are sampled), "regenerate" redraws the whole image (ChangeAnywhere's varied unchanged area)."""
+    if unchanged == "keep":
+        return {"variation": 0.0, "keep_outside": True}
+    if unchanged == "regenerate":
+        return {"variation": REGENERATE_VARIATION, "keep_outside": False}
+    raise InputError(f"unchanged must be 'keep' or 'regenerate', got {unchanged!r}")
+
+
 def synthesize_building_edit(
     generator: LatentDiffusionGenerator,
     image: np.ndarray,
@@ -273,21 +290,27 @@ def synthesize_building_edit(
     is_canceled: Callable[[], bool] | None = None,
     progress: Callable[[float], None] | None = None,
 ) -> np.ndarray:
-    """A building event (0/1 semantic map after it) the way `synthesize` asks: "keep" edits the input in place,
-    "regenerate" redraws the whole image (ChangeAnywhere's varied unchanged area)."""
+    """A building event (0/1 semantic map after it) the way `synthesize` asks (`unchanged_options`)."""
     classes = np.where(semantic_after > 0, BUILDING, UNLABELED).astype(np.uint8)
-    keep = unchanged == "keep"
     return synthesize_change(
         generator,
         image,
         classes,
         change,
         seed,
-        variation=0.0 if keep else REGENERATE_VARIATION,
-        keep_outside=keep,
+        **unchanged_options(unchanged),
         progress=progress,
         is_canceled=is_canceled,
     )
+
+
+def check_class_condition(generator: LatentDiffusionGenerator) -> None:
+    """Land-cover synthesis needs a denoiser conditioned on the project classes, not a building mask."""
+    if generator.condition != "classes":
+        raise InputError(
+            f"{generator.name} is conditioned on a building mask only; land-cover change needs an RS-DiT trained "
+            "on the project classes (the shipped rsdit_cpu, or one exported by train-denoiser)."
+        )
 
 
 def _padded(array: np.ndarray, height: int, width: int) -> np.ndarray:

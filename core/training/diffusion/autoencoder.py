@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ...data.augment import random_crop, random_dihedral
-from ...data.sampling import BySource, stable_bucket
+from ...data.sampling import BySource, is_held_out
 from ...errors import InputError
 from ...paths import shared_data_dir
 from ...synthesis.diffusion.autoencoder import (
@@ -43,7 +43,6 @@ IMAGE_GLOBS = (
     "landcover/potsdam/images/*.png",
     "unlabeled/levir_extra/*.png",
 )
-HOLDOUT_EVERY = 10
 EVAL_CROP = 256
 EVAL_CROPS = 24
 SCALE_JITTER = (0.5, 1.0)
@@ -66,7 +65,7 @@ def load_training_images(root: Path | None = None) -> tuple[list[TrainingImage],
             image = TrainingImage(
                 relative.split("/")[1], relative, np.asarray(Image.open(path).convert("RGB"))
             )
-            (held_out if stable_bucket(relative, HOLDOUT_EVERY) == 0 else train).append(image)
+            (held_out if is_held_out(relative) else train).append(image)
     if not train:
         raise InputError(f"No training images under {root} ({', '.join(IMAGE_GLOBS)}).")
     return train, held_out

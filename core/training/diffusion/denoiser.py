@@ -17,14 +17,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ...data.sampling import stable_bucket
+from ...data.sampling import is_held_out
 from ...errors import InputError
 from ...events.classes import PROJECT_CLASSES, to_project_classes
 from ...paths import shared_data_dir
 from ...synthesis.diffusion.autoencoder import load_autoencoder, to_signed
 from ...synthesis.diffusion.process import GaussianDiffusion
 from ...synthesis.diffusion.rsdit import RSDiTConfig, build_rsdit
-from .autoencoder import HOLDOUT_EVERY
 from .checkpoints import autocast, load_checkpoint
 
 LABELLED_SOURCES = (  # (glob of images, label folder relative to the image folder, class mapping)
@@ -72,7 +71,7 @@ def load_labelled_images(root: Path | None = None) -> tuple[list[LabelledImage],
                 np.asarray(Image.open(path).convert("RGB")),
                 _read_labels(label_path, mapping),
             )
-            (held_out if stable_bucket(relative, HOLDOUT_EVERY) == 0 else train).append(image)
+            (held_out if is_held_out(relative) else train).append(image)
     if not train:
         raise InputError(f"No labelled training images under {root}.")
     return train, held_out
