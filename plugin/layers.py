@@ -301,3 +301,11 @@ def style_outline(layer: QgsVectorLayer, color: str, width_mm: float = 0.6) -> N
     )
     layer.renderer().setSymbol(symbol)
     layer.triggerRepaint()
+
+
+def style_from_qml(layer: QgsMapLayer) -> None:
+    """Apply the QGIS style core wrote beside the layer's file (`name.qml`, e.g. class names of a class map)."""
+    style = os.path.splitext(layer.source().split("|")[0])[0] + ".qml"
+    if os.path.isfile(style):
+        layer.loadNamedStyle(style)
+        layer.triggerRepaint()

@@ -33,7 +33,14 @@ class ChangenProvider(QgsProcessingProvider):
             return
         from .alg_detect import DetectChanges
         from .alg_generate_dataset import GenerateSyntheticDataset
+        from .alg_landcover import SynthesizeLandcoverChange
         from .alg_synthesize import SynthesizeChangePair
 
-        for algorithm in (SynthesizeChangePair(), GenerateSyntheticDataset(), DetectChanges()):
+        algorithms = (
+            SynthesizeChangePair(),
+            GenerateSyntheticDataset(),
+            DetectChanges(),
+            SynthesizeLandcoverChange(),
+        )
+        for algorithm in algorithms:
             self.addAlgorithm(algorithm)

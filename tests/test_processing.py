@@ -114,7 +114,7 @@ def _read(path) -> tuple[np.ndarray, rasterio.profiles.Profile]:
 def test_provider_offers_the_algorithms_with_typed_parameters(provider):
     assert provider is not None
     ids = {algorithm.id() for algorithm in provider.algorithms()}
-    assert ids == {"changen:synthesize", "changen:generatedataset", "changen:detect"}
+    assert ids == {"changen:synthesize", "changen:generatedataset", "changen:detect", "changen:landcover"}
     synthesize = QgsApplication.processingRegistry().algorithmById("changen:synthesize")
     types = {parameter.name(): parameter.type() for parameter in synthesize.parameterDefinitions()}
     assert types["INPUT"] == "raster"

@@ -172,16 +172,6 @@ def run_buildings(args) -> int:
     return 0
 
 
-def parse_class_change(text: str):
-    """ "tree:bareland" (names or ids) -> ClassChange(every tree region becomes bareland)."""
-    from ..events.transitions import ClassChange
-
-    before, separator, after = text.partition(":")
-    if not separator:
-        raise InputError(f"--change-class takes FROM:TO (e.g. tree:bareland), got {text!r}")
-    return ClassChange(class_id(after), from_cls=class_id(before))
-
-
 def parse_change_at(text: str, grid):
     """ "X,Y:B" (map coordinates in the image's CRS) -> ClassChange(the region at that pixel becomes B)."""
     import math
@@ -207,7 +197,7 @@ def parse_change_at(text: str, grid):
 
 def run_landcover(args) -> int:
     from ..device import pick_device
-    from ..events.transitions import TransitionTable
+    from ..events.transitions import ClassChange, TransitionTable
     from ..guards import check_folder_outputs
     from ..io.labels import load_landcover
     from ..synthesis.landcover import (
@@ -231,7 +221,7 @@ def run_landcover(args) -> int:
     image = read_raster(args.image, bands=args.bands)
     mapping = load_class_map(args.class_map) if args.class_map else args.source
     classes = load_landcover(args.labels, grid, mapping)
-    changes = tuple(parse_class_change(text) for text in args.change_class)
+    changes = tuple(ClassChange.parse(text) for text in args.change_class)
     changes += tuple(parse_change_at(text, grid) for text in args.change_at)
     table = (
         TransitionTable.load(args.transitions).reindexed(PROJECT_CLASSES[1:]) if args.transitions else None

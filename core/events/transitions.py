@@ -178,6 +178,16 @@ class ClassChange:
     from_cls: int | None = None
     at: tuple[int, int] | None = None
 
+    @classmethod
+    def parse(cls, text: str) -> ClassChange:
+        """ "tree:bareland" (project class names or ids) -> every region of class A becomes class B."""
+        from .classes import class_id
+
+        before, separator, after = text.partition(":")
+        if not separator:
+            raise InputError(f"a class change is FROM:TO (names or ids, e.g. tree:bareland), got {text!r}")
+        return cls(class_id(after), from_cls=class_id(before))
+
     def describe(self) -> dict:
         return {
             "to_cls": self.to_cls,
