@@ -13,7 +13,7 @@ from changen.ui.settings_dialog import SettingsDialog
 
 def test_dock_has_both_tabs(dock):
     tabs = dock.findChild(QTabWidget, "ChangenTabs")
-    assert [tabs.tabText(i) for i in range(tabs.count())] == ["Synthesize", "Detect"]
+    assert [tabs.tabText(i) for i in range(tabs.count())] == ["Synthesize", "Detect", "Land cover"]
 
 
 def test_status_line_shows_the_device_the_setting_resolves_to(dock, cuda, saved_settings):

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+from dock_fixtures import wait_until
 from qgis.core import QgsProcessingException, QgsProject, QgsRasterLayer
 from test_landcover import dubai_crop  # noqa: F401 (a fixture)
 from test_processing import RecordingFeedback, provider  # noqa: F401 (a fixture)
@@ -110,3 +111,112 @@ def test_landcover_unknown_class_values_ask_for_the_mapping(provider, dubai_crop
     with pytest.raises(QgsProcessingException, match="a class change is FROM:TO"):
         processing.run("changen:landcover", _parameters(dubai_crop, out, CHANGE_CLASS="building"))
     assert not out.exists() or not any(out.iterdir())
+
+
+# ------------------------------------------------------------------------------------------------ dock
+@pytest.fixture()
+def landcover(dubai_crop, dock, tmp_path):  # noqa: F811
+    """(image, labels, Land cover tab) with the Dubai crop loaded, plus a float raster the tab must not offer."""
+    image_path, labels_path, _, labels, transform = dubai_crop
+    heights = tmp_path / "heights.tif"
+    profile = dict(driver="GTiff", width=64, height=64, count=1, dtype="float32", crs="EPSG:32640")
+    with rasterio.open(heights, "w", transform=transform, **profile) as dataset:
+        dataset.write(labels[None].astype(np.float32))
+    image = QgsRasterLayer(str(image_path), "dubai image")
+    classes = QgsRasterLayer(str(labels_path), "dubai classes")
+    QgsProject.instance().addMapLayers([image, classes, QgsRasterLayer(str(heights), "heights")])
+    tab = dock.landcover_tab
+    tab.image_combo.setLayer(image)
+    tab.classes_combo.setLayer(classes)
+    tab.source.setCurrentText("dubai_mbrsc")
+    yield image, classes, tab
+    tab.close_tools()
+    wait_until(lambda: not (tab.preview_runner.busy or tab.export_runner.busy))
+    tab.discard_preview()
+
+
+def _rule(tab, before: str, after: str) -> None:
+    tab.from_class.setCurrentText(before)
+    tab.to_class.setCurrentText(after)
+    tab.add_rule.click()
+
+
+def test_tab_offers_only_single_band_integer_rasters(landcover):
+    image, classes, tab = landcover
+    offered = [tab.classes_combo.layer(index) for index in range(tab.classes_combo.count())]
+    assert [layer.name() for layer in offered] == ["dubai classes"]  # not the RGB image, not the float raster
+    assert tab.image_combo.count() == 3
+
+
+def test_preview_task_adds_the_post_image_and_from_to_map_in_a_group(landcover, dubai_crop):  # noqa: F811
+    from qgis.core import QgsPalettedRasterRenderer
+
+    *_, labels, _ = dubai_crop
+    image, classes, tab = landcover
+    _rule(tab, "building", "bareland")
+    assert tab.change_list.item(0).text() == "all building → bareland"
+    task = tab.preview()
+    assert task is not None
+    wait_until(lambda: not tab.preview_runner.busy)
+    assert tab.preview_layer_ids, tab.note.text()
+    layers = [QgsProject.instance().mapLayer(layer_id) for layer_id in tab.preview_layer_ids]
+    assert [layer.name() for layer in layers] == ["from→to t0→t1", "image t1"]
+    assert tab.preview_group.name() == "Changen land-cover preview: dubai image"
+    assert isinstance(layers[0].renderer(), QgsPalettedRasterRenderer)
+    assert [item.label for item in layers[0].renderer().classes()] == ["building → bareland"]
+    from_to = _read(layers[0].source())[0][0]
+    assert (from_to[labels == 1] == BUILDING * FROM_TO_BASE + BARELAND).all()
+    first = tab.preview_dir
+    tab.preview()  # the next preview replaces the layers, the group and the folder
+    wait_until(lambda: not tab.preview_runner.busy and tab.preview_dir != first)
+    assert not Path(first).exists() and len(tab.preview_layer_ids) == 2
+    assert "region(s) changed class" in tab.note.text()
+
+
+def test_a_click_picks_the_region_under_it(landcover, dubai_crop, qgis_iface):  # noqa: F811
+    from qgis.core import QgsPointXY
+
+    *_, labels, transform = dubai_crop
+    image, classes, tab = landcover
+    qgis_iface.mapCanvas().setDestinationCrs(classes.crs())
+    row, col = map(int, np.argwhere(labels == 1)[0])
+    x, y = transform * (col + 0.5, row + 0.5)
+    tab.target.setCurrentText("water")
+    tab.tool.picked.emit(QgsPointXY(x, y))
+    assert tab.changes[-1].at == (row, col) and tab.changes[-1].to_cls == PROJECT_CLASSES.index("water")
+    assert tab.change_list.item(0).text() == f"region of value 1 at row {row}, col {col} → water"
+    tab.tool.undo.emit()
+    assert tab.changes == [] and tab.change_list.count() == 0
+
+
+def test_export_writes_the_georeferenced_series_with_its_animation(landcover, dubai_crop, tmp_path):  # noqa: F811
+    *_, transform = dubai_crop
+    image, classes, tab = landcover
+    _rule(tab, "building", "bareland")
+    tab.steps.setValue(2)
+    parent = tmp_path / "exports"
+    parent.mkdir()
+    assert tab.export(str(parent)) is not None
+    wait_until(lambda: not tab.export_runner.busy)
+    [folder] = list(parent.iterdir())
+    assert folder.name.startswith("changen_landcover_dubai_image_"), tab.note.text()
+    assert sorted(p.name for p in folder.iterdir()) == sorted(landcover_outputs(2))
+    assert _read(folder / "image_t2.tif")[2] == transform
+    assert "animation.gif" in tab.note.text()
+
+
+def test_unknown_class_values_ask_for_the_mapping(landcover, tmp_path):
+    image, classes, tab = landcover
+    partial = tmp_path / "map.json"
+    partial.write_text(json.dumps({"0": "unlabeled", "1": "building"}))
+    tab.class_map.setFilePath(str(partial))
+    _rule(tab, "building", "bareland")
+    tab.preview()
+    wait_until(lambda: not tab.preview_runner.busy)
+    text = tab.note.text()
+    assert (
+        "class values [2, 3]" in text and "choose the raster's class scheme, or a class mapping JSON" in text
+    )
+    assert not tab.preview_layer_ids
+    tab.clear_changes()
+    assert tab.preview() is None  # nothing to change: said before any task starts

@@ -1,4 +1,4 @@
-"""The Changen dock: one tab per task (Synthesize, Detect) and a status line with the device in use."""
+"""The Changen dock: one tab per task (Synthesize, Detect, Land cover) and a status line with the device in use."""
 
 from qgis.PyQt.QtWidgets import (
     QDockWidget,
@@ -37,14 +37,18 @@ class ChangenDock(QDockWidget):
         self.dependencies = dependencies
         self.synthesize_tab = None
         self.detect_tab = None
+        self.landcover_tab = None
         if dependencies.ok:
             from .detect_tab import DetectTab
+            from .landcover_tab import LandcoverTab
             from .synthesize_tab import SynthesizeTab
 
             self.synthesize_tab = SynthesizeTab(iface, body)
             self.detect_tab = DetectTab(iface, body)
             self.tabs.addTab(self.synthesize_tab, "Synthesize")
             self.tabs.addTab(self.detect_tab, "Detect")
+            self.landcover_tab = LandcoverTab(iface, body)
+            self.tabs.addTab(self.landcover_tab, "Land cover")
             self.tabs.currentChanged.connect(
                 lambda _: self.synthesize_tab.set_current_tab(
                     self.tabs.currentWidget() is self.synthesize_tab
@@ -75,7 +79,7 @@ class ChangenDock(QDockWidget):
 
     def close_tools(self):
         """Unset any map tool this dock installed on the canvas; cancel its running tasks."""
-        for tab in (self.synthesize_tab, self.detect_tab):
+        for tab in (self.synthesize_tab, self.detect_tab, self.landcover_tab):
             if tab is not None:
                 tab.close_tools()
 
