@@ -21,8 +21,15 @@ def _key(method: str, model: str | None, device) -> tuple[str, str, str]:
     return method, model or DEFAULT_MODELS[method], str(device)
 
 
-def cached_generator(method: str, model: str | None, device):
-    """The model `method` needs on `device` (None for the baselines), from the cache or loaded into it."""
+BUILDING_FALLBACK = (
+    "Meanwhile choose the Copy-Paste or Inpainting method in the dock, or pick a generator file in Changen → "
+    "Settings…."
+)
+
+
+def cached_generator(method: str, model: str | None, device, fallback: str = BUILDING_FALLBACK):
+    """The model `method` needs on `device` (None for the baselines), from the cache or loaded into it; a load
+    error ends with `fallback` (what to do meanwhile)."""
     from ..core.synthesis.methods import DEFAULT_MODELS
     from ..core.synthesis.synthesize import load_synthesis_generator
 
@@ -34,10 +41,7 @@ def cached_generator(method: str, model: str | None, device):
             try:
                 _GENERATORS[key] = load_synthesis_generator(method, key[1], device)
             except InputError as error:
-                raise InputError(
-                    f"{error} Meanwhile choose the Copy-Paste or Inpainting method in the dock, or pick a generator "
-                    "file in Changen → Settings…."
-                ) from error
+                raise InputError(f"{error} {fallback}".strip()) from error
         return _GENERATORS[key]
 
 

@@ -63,7 +63,7 @@ def run_landcover(request: LandcoverRequest, progress=None, is_canceled=None):
     except InputError as error:
         raise InputError(f"{error} {request.inputs_hint}".strip()) from None
     device = pick_device(request.device)
-    generator = cached_generator("changen2", None, device)
+    generator = cached_generator("changen2", None, device, fallback="")  # land cover has no other method
     result = synthesize_landcover(
         generator, pixels, classes, parameters, valid=image.valid, progress=progress, is_canceled=is_canceled
     )

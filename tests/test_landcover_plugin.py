@@ -9,8 +9,9 @@ import pytest
 import rasterio
 from dock_fixtures import wait_until
 from qgis.core import QgsProcessingException, QgsProject, QgsRasterLayer
+from qgis_process_runner import run_algorithm
 from test_landcover import dubai_crop  # noqa: F401 (a fixture)
-from test_processing import RecordingFeedback, provider  # noqa: F401 (a fixture)
+from test_processing import RecordingFeedback, provider, qgis_process_with_plugin  # noqa: F401 (fixtures)
 
 from core.events.classes import LANDCOVER_SOURCES, PROJECT_CLASSES
 from core.synthesis.landcover import FROM_TO_BASE, landcover_outputs
@@ -93,7 +94,7 @@ def test_landcover_cancel_writes_nothing(provider, dubai_crop, tmp_path):  # noq
     import processing
 
     out = tmp_path / "out"
-    with pytest.raises(QgsProcessingException):
+    with pytest.raises(QgsProcessingException, match="canceled"):
         processing.run(
             "changen:landcover", _parameters(dubai_crop, out), feedback=RecordingFeedback(cancel_after=0)
         )
@@ -111,6 +112,17 @@ def test_landcover_unknown_class_values_ask_for_the_mapping(provider, dubai_crop
     with pytest.raises(QgsProcessingException, match="a class change is FROM:TO"):
         processing.run("changen:landcover", _parameters(dubai_crop, out, CHANGE_CLASS="building"))
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_landcover_through_qgis_process(qgis_process_with_plugin, dubai_crop, tmp_path):  # noqa: F811
+    parameters = _parameters(
+        dubai_crop, tmp_path / "out", STEPS=2, CHANGE_CLASS="building:bareland,road:tree"
+    )
+    results = run_algorithm(qgis_process_with_plugin, "changen:landcover", **parameters)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(landcover_outputs(2))
+    codes = set(np.unique(_read(results["FROM_TO"])[0]))
+    road, tree = PROJECT_CLASSES.index("road"), PROJECT_CLASSES.index("tree")
+    assert codes == {0, BUILDING * FROM_TO_BASE + BARELAND, road * FROM_TO_BASE + tree}
 
 
 # ------------------------------------------------------------------------------------------------ dock
@@ -146,6 +158,10 @@ def test_tab_offers_only_single_band_integer_rasters(landcover):
     offered = [tab.classes_combo.layer(index) for index in range(tab.classes_combo.count())]
     assert [layer.name() for layer in offered] == ["dubai classes"]  # not the RGB image, not the float raster
     assert tab.image_combo.count() == 3
+    assert (
+        tab.scheme_note.text()
+        == "Raster values: 0 unlabeled, 1 building, 2 bareland, 3 road, 4 tree, 5 water."
+    )
 
 
 def test_preview_task_adds_the_post_image_and_from_to_map_in_a_group(landcover, dubai_crop):  # noqa: F811

@@ -24,7 +24,7 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from ..core.errors import InputError
-from ..core.events.classes import LANDCOVER_SOURCES, PROJECT_CLASSES, load_class_map
+from ..core.events.classes import LANDCOVER_SOURCES, PROJECT_CLASSES, SOURCE_CLASSES, load_class_map
 from ..core.events.transitions import ClassChange
 from ..plugin import layers as layer_io
 from ..plugin.landcover_jobs import LandcoverRequest, landcover_export_job, landcover_preview_job
@@ -103,6 +103,12 @@ class LandcoverTab(QWidget):
             "How the raster's values map onto the project classes (project: they are ids 0..8)."
         )
         form.addRow("Class scheme", self.source)
+        self.scheme_note = QLabel()
+        self.scheme_note.setObjectName("ChangenLandcoverScheme")
+        self.scheme_note.setWordWrap(True)
+        form.addRow(self.scheme_note)
+        self.source.currentTextChanged.connect(self._explain_scheme)
+        self._explain_scheme(self.source.currentText())
         self.class_map = QgsFileWidget()
         self.class_map.setObjectName("ChangenLandcoverClassMap")
         self.class_map.setFilter("JSON (*.json)")
@@ -164,6 +170,11 @@ class LandcoverTab(QWidget):
         self.preview_controls.cancel.clicked.connect(lambda: self.preview_runner.cancel())
         self.export_controls.run.clicked.connect(lambda: self.export())
         self.export_controls.cancel.clicked.connect(lambda: self.export_runner.cancel())
+
+    def _explain_scheme(self, name: str):
+        """What each raster value means under the chosen scheme, so a wrong choice shows before a preview."""
+        values = ", ".join(f"{value} {cls}" for value, cls in SOURCE_CLASSES[name].items())
+        self.scheme_note.setText(f"Raster values: {values}.")
 
     def _offer_class_rasters(self, *_):
         """Only single-band integer rasters in the Land cover combo."""
