@@ -201,8 +201,12 @@ def test_a_click_picks_the_region_under_it(landcover, dubai_crop, qgis_iface):  
     tab.tool.picked.emit(QgsPointXY(x, y))
     assert tab.changes[-1].at == (row, col) and tab.changes[-1].to_cls == PROJECT_CLASSES.index("water")
     assert tab.change_list.item(0).text() == f"region of value 1 at row {row}, col {col} → water"
+    scene = qgis_iface.mapCanvas().scene()
+    assert tab.markers[-1] in scene.items()  # the click stays marked on the map
     tab.tool.undo.emit()
-    assert tab.changes == [] and tab.change_list.count() == 0
+    assert tab.changes == [] and tab.change_list.count() == 0 and tab.markers == []
+    tab.pick_region(QgsPointXY(x + 1000, y))  # off the raster: said, nothing added
+    assert tab.changes == []
 
 
 def test_export_writes_the_georeferenced_series_with_its_animation(landcover, dubai_crop, tmp_path):  # noqa: F811

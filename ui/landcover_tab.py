@@ -11,8 +11,9 @@ from qgis.core import (
     QgsProject,
     QgsRasterLayer,
 )
-from qgis.gui import QgsFileWidget, QgsMapLayerComboBox
+from qgis.gui import QgsFileWidget, QgsMapLayerComboBox, QgsVertexMarker
 from qgis.PyQt import sip
+from qgis.PyQt.QtGui import QColor
 from qgis.PyQt.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -67,12 +68,14 @@ class LandcoverTab(QWidget):
         self.iface = iface
         self.canvas = iface.mapCanvas()
         self.changes: list[ClassChange] = []
+        self.markers: list[QgsVertexMarker | None] = []  # one per change: the click of a picked region
         self.preview_layer_ids: list[str] = []
         self.preview_dir: str | None = None
         self.preview_group = None
+        self._preview_name = ""
         self._build()
         self.tool = RegionPickTool(self.canvas)
-        self.tool.picked.connect(self._picked)
+        self.tool.picked.connect(self.pick_region)
         self.tool.undo.connect(self.undo_change)
         self.pick_button.toggled.connect(self._pick_toggled)
         self.canvas.mapToolSet.connect(self._tool_replaced)
@@ -190,8 +193,9 @@ class LandcoverTab(QWidget):
             )
         return layer
 
-    def _add_change(self, change: ClassChange, text: str) -> None:
+    def _add_change(self, change: ClassChange, text: str, marker: QgsVertexMarker | None = None) -> None:
         self.changes.append(change)
+        self.markers.append(marker)
         self.change_list.addItem(text)
 
     def add_class_rule(self):
@@ -227,19 +231,29 @@ class LandcoverTab(QWidget):
         value, _ = layer.dataProvider().sample(point, 1)
         target = self.target.currentData()
         text = f"region of value {value:g} at row {row_i}, col {col_i} → {PROJECT_CLASSES[target]}"
-        self._add_change(ClassChange(target, at=(row_i, col_i)), text)
-
-    def _picked(self, map_point):
-        self.pick_region(map_point)
+        marker = QgsVertexMarker(self.canvas)
+        marker.setCenter(map_point)
+        marker.setIconType(QgsVertexMarker.ICON_CROSS)
+        marker.setColor(QColor(255, 0, 255))
+        marker.setPenWidth(2)
+        self._add_change(ClassChange(target, at=(row_i, col_i)), text, marker)
 
     def undo_change(self):
         if self.changes:
             self.changes.pop()
             self.change_list.takeItem(self.change_list.count() - 1)
+            self._remove_marker(self.markers.pop())
 
     def clear_changes(self):
         self.changes.clear()
         self.change_list.clear()
+        for marker in self.markers:
+            self._remove_marker(marker)
+        self.markers.clear()
+
+    def _remove_marker(self, marker) -> None:
+        if marker is not None:
+            self.canvas.scene().removeItem(marker)
 
     def _pick_toggled(self, on: bool):
         if on:
@@ -252,7 +266,9 @@ class LandcoverTab(QWidget):
             self.pick_button.setChecked(False)
 
     def close_tools(self):
+        """Unset the map tool, remove the picks' markers, cancel running tasks."""
         self.pick_button.setChecked(False)
+        self.clear_changes()
         self.preview_runner.cancel()
         self.export_runner.cancel()
 
@@ -288,6 +304,7 @@ class LandcoverTab(QWidget):
         except Exception as error:  # noqa: BLE001 (reported to the analyst)
             report_error(self.iface, "Land-cover preview", error)
             return None
+        self._preview_name = self.image_combo.currentLayer().name()  # the group names the image as it was
         task = self.preview_runner.submit("Changen land-cover preview", landcover_preview_job(request))
         self.preview_controls.follow(task)
         self.note.setText("Drawing the land-cover change…")
@@ -303,7 +320,7 @@ class LandcoverTab(QWidget):
             return
         self.discard_preview()
         result = outcome.result
-        group = layer_io.result_group(f"Changen land-cover preview: {self.image_combo.currentLayer().name()}")
+        group = layer_io.result_group(f"Changen land-cover preview: {self._preview_name}")
         self.preview_layer_ids = [layer.id() for layer in _add_result_layers(result, group, series=False)]
         self.preview_group = group
         self.preview_dir = result.folder
