@@ -199,6 +199,18 @@ def synthesize_steps(dock):
     buildings_node.setItemVisibilityChecked(False)
     tab.edits.show_edits.setChecked(False)
     grab("03_preview_no_footprints")
+    # The same edits with each other method (CHANGEN_WORKFLOW_METHODS, e.g. "changen2,copy-paste,inpainting"),
+    # footprints hidden, for side-by-side screenshots.
+    for other in filter(None, os.environ.get("CHANGEN_WORKFLOW_METHODS", "").split(",")):
+        tab.options.method.setCurrentIndex(tab.options.method.findData(other))
+        tab.preview()
+        seconds = wait_for(lambda: not tab.preview_runner.busy, timeout=900)
+        checks.setdefault("method_previews", {})[other] = {
+            "seconds": round(seconds, 2),
+            "note": tab.result_note.text(),
+        }
+        grab(f"03_preview_{other}")
+    tab.options.method.setCurrentIndex(tab.options.method.findData(method))
     tab.edits.show_edits.setChecked(True)
     buildings_node.setItemVisibilityChecked(True)
 
