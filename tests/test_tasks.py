@@ -379,3 +379,80 @@ def test_outcomes_for_a_deleted_dock_are_discarded(qgis_app):
     release.set()
     wait_until(lambda: not runner.busy)
     assert outcomes == [] and discarded == ["result"]
+
+
+# ------------------------------------------------------------------------------------------------ issue 16, item 19
+def test_a_canceled_task_ends_as_canceled_not_as_failed(qgis_app):
+    """QGIS announces every terminated task as "Task failed": a canceled one completes, saying "canceled"."""
+    import time
+
+    from qgis.core import QgsTask
+
+    from changen.core.errors import Canceled
+
+    seen, statuses = [], []
+    started = threading.Event()
+
+    def wait_for_cancel(progress, is_canceled):
+        started.set()
+        while not is_canceled():
+            time.sleep(0.01)
+        raise Canceled()
+
+    runner = LatestRequestRunner(lambda outcome: seen.append((outcome, task.description())))
+    task = runner.submit("Changen preview", wait_for_cancel)
+    task.statusChanged.connect(statuses.append)
+    wait_until(started.is_set)
+    runner.cancel()
+    wait_until(lambda: not runner.busy and seen)
+    ((outcome, description),) = seen
+    assert outcome.canceled and outcome.error is None and outcome.result is None
+    assert description == "Changen preview (canceled)"
+    wait_until(lambda: statuses and statuses[-1] in (QgsTask.Complete, QgsTask.Terminated))
+    assert statuses[-1] == QgsTask.Complete
+
+
+def test_a_failed_task_still_ends_as_failed(qgis_app):
+    from qgis.core import QgsTask
+
+    statuses, outcomes = [], []
+    runner = LatestRequestRunner(outcomes.append)
+
+    def failing(progress, is_canceled):
+        raise ValueError("broken input")
+
+    task = runner.submit("Changen preview", failing)
+    task.statusChanged.connect(statuses.append)
+    wait_until(lambda: outcomes and statuses and statuses[-1] in (QgsTask.Complete, QgsTask.Terminated))
+    assert statuses[-1] == QgsTask.Terminated and not outcomes[0].canceled
+
+
+def test_unloading_removes_the_preview_layers_and_files(joplin, dock):
+    _, _, tab = joplin
+    _mark_buildings_in_view(tab, 1)
+    tab.preview()
+    wait_until(lambda: tab.preview_layer_ids)
+    folder = tab.preview_dir
+    dock.close_tools()  # what the plugin's unload calls
+    assert layers_named(PREVIEW_LAYER_NAME) == [] and layers_named(OUTLINE_LAYER_NAME) == []
+    assert not os.path.exists(folder)
+
+
+def test_a_new_message_replaces_changens_earlier_ones(qgis_app):
+    """QGIS re-shows a stacked older message when the newer one closes: old warnings came back minutes later."""
+    from types import SimpleNamespace
+
+    from qgis.core import Qgis
+    from qgis.gui import QgsMessageBar
+
+    from changen.ui.messages import report, report_error
+
+    bar = QgsMessageBar()
+    iface = SimpleNamespace(messageBar=lambda: bar)
+    bar.pushMessage("Changen", "Install the missing packages", level=Qgis.Warning, duration=0)
+    report_error(iface, "Preview", ValueError("old trouble"))
+    report(iface, "Preview (inpainting, CPU): 1 removed", duration=8)
+    assert sorted(item.text() for item in bar.items()) == [
+        "Install the missing packages",
+        "Preview (inpainting, CPU): 1 removed",
+    ]

@@ -187,11 +187,12 @@ class SynthesizeTab(QWidget):
         self.edits.set_current_tab(current)
 
     def close_tools(self):
-        """Unset map tools and remove every canvas item and running task of this tab."""
+        """Unset map tools and remove every canvas item, running task and temporary preview of this tab."""
         self.edits.reset()
         self.preview_runner.cancel()
         self.export_runner.cancel()
         self.warm_up_runner.cancel()
+        self.discard_preview()
 
     # ------------------------------------------------------------------------------------------- windows
     def _view_window(self, image: QgsRasterLayer) -> layer_io.PixelWindow:
