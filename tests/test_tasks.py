@@ -2,6 +2,7 @@
 
 import glob
 import os
+import shutil
 import tempfile
 import threading
 
@@ -314,12 +315,12 @@ def test_a_missing_generator_tells_the_analyst_what_to_do(joplin, qgis_iface):
     assert "Copy-Paste or Inpainting" in tab.result_note.text()
 
 
-def test_changen_preview_with_a_warmed_up_generator(shared_data, qgis_iface, dock, tmp_path):
-    """The Changen method end to end in the dock (a random-init generator stands in when none is shipped)."""
+@pytest.fixture()
+def changen_generator(tmp_path):
+    """The settings name the shipped generator, or a random-init one saved like it when none is shipped."""
     from changen.core.paths import MODELS_DIR
     from changen.core.synthesis.changen_gan import build_generator
     from changen.core.weights import save_weights
-    from changen.plugin import generators
     from changen.plugin.settings import load_settings, save_settings
 
     settings = load_settings()
@@ -332,29 +333,35 @@ def test_changen_preview_with_a_warmed_up_generator(shared_data, qgis_iface, doc
             {"model": "changen_generator", "architecture": generator.config},
         )
     save_settings(settings)
-    try:
-        image = QgsRasterLayer(str(shared_data / "georef/joplin/chips/pre/2_pre.tif"), "pre 2")
-        buildings = QgsVectorLayer(str(shared_data / "georef/joplin/footprints_2020.geojson"), "fp", "ogr")
-        QgsProject.instance().addMapLayers([image, buildings])
-        tab = dock.synthesize_tab
-        tab.options.method.setCurrentIndex(tab.options.method.findData("changen"))
-        tab.image_combo.setLayer(image)
-        tab.buildings_combo.setLayer(buildings)
-        wait_until(lambda: not tab.warm_up_runner.busy)
-        assert any(
-            key[:2] == ("changen", settings.generator_model or "changen_gan_cpu")
-            for key in generators._GENERATORS
-        )
-        canvas = qgis_iface.mapCanvas()
-        canvas.setDestinationCrs(image.crs())
-        centre = image.extent().center()
-        canvas.setExtent(image.extent().scaled(0.25, centre))
-        _mark_buildings_in_view(tab, 2)
-        tab.preview()
-        wait_until(lambda: not tab.preview_runner.busy)
-    finally:
-        settings.generator_model = ""
-        save_settings(settings)
+    yield settings
+    settings.generator_model = ""
+    save_settings(settings)
+
+
+def test_changen_preview_with_a_warmed_up_generator(shared_data, qgis_iface, dock, changen_generator):
+    """The Changen method end to end in the dock (a random-init generator stands in when none is shipped)."""
+    from changen.plugin import generators
+
+    settings = changen_generator
+    image = QgsRasterLayer(str(shared_data / "georef/joplin/chips/pre/2_pre.tif"), "pre 2")
+    buildings = QgsVectorLayer(str(shared_data / "georef/joplin/footprints_2020.geojson"), "fp", "ogr")
+    QgsProject.instance().addMapLayers([image, buildings])
+    tab = dock.synthesize_tab
+    tab.options.method.setCurrentIndex(tab.options.method.findData("changen"))
+    tab.image_combo.setLayer(image)
+    tab.buildings_combo.setLayer(buildings)
+    wait_until(lambda: not tab.warm_up_runner.busy)
+    assert any(
+        key[:2] == ("changen", settings.generator_model or "changen_gan_cpu")
+        for key in generators._GENERATORS
+    )
+    canvas = qgis_iface.mapCanvas()
+    canvas.setDestinationCrs(image.crs())
+    centre = image.extent().center()
+    canvas.setExtent(image.extent().scaled(0.25, centre))
+    _mark_buildings_in_view(tab, 2)
+    tab.preview()
+    wait_until(lambda: not tab.preview_runner.busy)
     assert "Preview (changen" in tab.result_note.text(), tab.result_note.text()
     (preview,) = layers_named(PREVIEW_LAYER_NAME)
     with rasterio.open(preview.source()) as post, rasterio.open(image.source()) as pre:
@@ -456,3 +463,23 @@ def test_a_new_message_replaces_changens_earlier_ones(qgis_app):
         "Install the missing packages",
         "Preview (inpainting, CPU): 1 removed",
     ]
+
+
+def test_preview_progress_moves_during_the_synthesis(joplin, qgis_iface, changen_generator):
+    """Issue 16, item 20: the preview sat at 10 % for the whole run (0, 10, 90): now per generator tile."""
+    from changen.plugin.synthesis_jobs import preview_job
+
+    image, _, tab = joplin
+    tab.options.method.setCurrentIndex(tab.options.method.findData("changen"))
+    qgis_iface.mapCanvas().setExtent(image.extent())  # the whole 1024 px chip: several generator tiles
+    session = tab.edits.ensure_session()
+    request = tab.build_request(tab._view_window(image))
+    for fid in request.buildings.fid.tolist()[::5]:  # buildings all over the chip
+        session.toggle_remove(fid)
+    request = tab.build_request(tab._view_window(image))
+    seen = []
+    result = preview_job(request)(seen.append, lambda: False)
+    tab.discard_preview()
+    shutil.rmtree(result.folder)
+    assert seen == sorted(seen) and seen[-1] == 100.0
+    assert len({round(value) for value in seen if 10 < value < 90}) >= 3, seen
