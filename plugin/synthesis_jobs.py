@@ -214,6 +214,46 @@ def preview_job(request: SynthesisRequest) -> Callable:
 
 
 @dataclass
+class MaskPolygons:
+    folder: str
+    path: str  # GeoPackage, layer "buildings", field instance_id
+    count: int
+
+
+def vectorise_mask_job(mask_path: str) -> Callable:
+    """A job turning a building mask (or label/instance) raster into building polygons in a GeoPackage inside a
+    fresh temporary folder (removed on cancel or failure): large masks take minutes, never on the main thread."""
+
+    def job(progress, is_canceled) -> MaskPolygons:
+        from dataclasses import replace
+
+        from ..core.io.labels import instances_to_polygons, load_state
+        from ..core.io.vectors import write_gpkg
+
+        folder = tempfile.mkdtemp(prefix="changen-mask-")
+        try:
+            state, grid, _ = load_state(mask_path)
+            progress(10.0)
+            frame = instances_to_polygons(
+                state.instance,
+                replace(grid, crs_wkt=None),  # no pyproj CRS in a task (see DEVELOPING.md)
+                progress=lambda value: progress(10.0 + 0.8 * value),
+                is_canceled=is_canceled,
+            )
+            if is_canceled():
+                raise Canceled()
+            path = os.path.join(folder, "buildings.gpkg")
+            write_gpkg(frame[["instance_id", "geometry"]], path, grid.crs_wkt, layer="buildings")
+            progress(100.0)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        return MaskPolygons(folder, path, len(frame))
+
+    return job
+
+
+@dataclass
 class ExportResult:
     folder: str
     images: list[str]  # image_t0 … image_tT

@@ -29,7 +29,8 @@ def dock(qgis_iface, qgis_new_project):
     yield widget
     widget.close_tools()
     tab = widget.synthesize_tab
-    wait_until(lambda: not (tab.preview_runner.busy or tab.export_runner.busy or tab.warm_up_runner.busy))
+    runners = (tab.preview_runner, tab.export_runner, tab.warm_up_runner, tab.mask_runner)
+    wait_until(lambda: not any(runner.busy for runner in runners))
     widget.deleteLater()
 
 
