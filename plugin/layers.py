@@ -260,6 +260,22 @@ def add_layer(layer: QgsMapLayer, group: QgsLayerTreeGroup | None = None, above:
     return layer
 
 
+TEMPORARY_PROPERTY = "changen/temporary"
+
+
+def temporary_name(name: str) -> str:
+    return f"{name} (temporary)"
+
+
+def add_temporary_layer(layer: QgsMapLayer, above: QgsMapLayer | None = None):
+    """Add a layer whose data lives in the system's temporary folder and is removed when Changen unloads: its name
+    says "(temporary)" and it carries the custom property `TEMPORARY_PROPERTY`, so a saved project shows what
+    will not last."""
+    layer.setName(temporary_name(layer.name()))
+    layer.setCustomProperty(TEMPORARY_PROPERTY, True)
+    return add_layer(layer, above=above)
+
+
 def add_export_layers(export, name: str) -> QgsLayerTreeGroup:
     """An exported pair (`synthesis_jobs.ExportResult`) in a new group: change polygons, then change masks, images
     and building masks from the last step down, the last step's change and image shown."""

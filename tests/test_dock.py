@@ -45,9 +45,11 @@ def test_settings_dialog_stores_the_choice_in_qgssettings(dock, saved_settings):
     dialog = SettingsDialog(dock)
     dialog.device.setCurrentText("cpu")
     dialog.detector.setCurrentText("my_detector")
+    dialog.results.setText("/data/changen results")
     dialog.accept()
     assert QgsSettings().value("changen/device") == "cpu"
     assert load_settings().detector_model == "my_detector"
+    assert load_settings().results_folder == "/data/changen results"
     dock.show_device()
     dock.detect_tab.refresh_model()
     assert "setting: cpu" in dock.status.text()

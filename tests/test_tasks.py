@@ -12,14 +12,14 @@ import shapely.wkt
 from dock_fixtures import wait_until
 from qgis.core import QgsPointXY, QgsProject, QgsRasterLayer, QgsVectorLayer
 
-from changen.plugin.layers import window_extent
+from changen.plugin.layers import TEMPORARY_PROPERTY, temporary_name, window_extent
 from changen.plugin.map_tools import Placement, placed_outline
 from changen.plugin.tasks import LatestRequestRunner
 from changen.ui.synthesize_tab import OUTLINE_LAYER_NAME, PREVIEW_LAYER_NAME
 
 
 def layers_named(name):
-    return QgsProject.instance().mapLayersByName(name)
+    return QgsProject.instance().mapLayersByName(temporary_name(name))
 
 
 def preview_dirs():
@@ -79,6 +79,9 @@ def test_preview_adds_one_layer_and_the_next_preview_replaces_it(joplin):
     (outlines,) = layers_named(OUTLINE_LAYER_NAME)
     first_dir, first_id = tab.preview_dir, first.id()
     assert first.crs() == image.crs()
+    # removed on unload, so flagged as temporary in the layer tree (issue 16, item 15)
+    assert first.name().endswith("(temporary)") and first.customProperty(TEMPORARY_PROPERTY)
+    assert outlines.name().endswith("(temporary)") and outlines.customProperty(TEMPORARY_PROPERTY)
     assert outlines.featureCount() >= 3
     assert {f["event_type"] for f in outlines.getFeatures()} == {"removed"}
     with rasterio.open(first.source()) as post, rasterio.open(image.source()) as pre:
@@ -181,11 +184,13 @@ def detector_path(tmp_path_factory):
 
 
 @pytest.fixture()
-def levir_pair(shared_data, dock, detector_path):
+def levir_pair(shared_data, dock, detector_path, saved_settings, tmp_path):
+    """t1, t2 and the Detect tab; results of the (unsaved) project go to `tmp_path / "results"`."""
     from changen.plugin.settings import load_settings, save_settings
 
     settings = load_settings()
     settings.detector_model = detector_path
+    settings.results_folder = str(tmp_path / "results")
     save_settings(settings)
     t1 = QgsRasterLayer(str(shared_data / "georef/levir_dev/test_2_0000_0000_A.tif"), "t1")
     t2 = QgsRasterLayer(str(shared_data / "georef/levir_dev/test_2_0000_0000_B.tif"), "t2")
@@ -193,12 +198,10 @@ def levir_pair(shared_data, dock, detector_path):
     tab = dock.detect_tab
     tab.t1_combo.setLayer(t1)
     tab.t2_combo.setLayer(t2)
-    yield t1, t2, tab
-    settings.detector_model = ""
-    save_settings(settings)
+    return t1, t2, tab
 
 
-def test_detect_task_adds_a_result_group(levir_pair, qgis_iface):
+def test_detect_task_adds_a_result_group(levir_pair, qgis_iface, tmp_path):
     t1, _, tab = levir_pair
     tab.threshold.setValue(0.5)
     tab.detect()
@@ -217,6 +220,15 @@ def test_detect_task_adds_a_result_group(levir_pair, qgis_iface):
     assert all(f["area_m2"] > 0 for f in polygons.getFeatures())
     stats = probability.dataProvider().bandStatistics(1)
     assert stats.minimumValue >= 0.0 and stats.maximumValue <= 1.0
+    # issue 16, item 15: in the results folder (unsaved project: the one set in Settings), not a temporary one
+    (folder,) = (tmp_path / "results").iterdir()
+    assert folder.name.startswith("changen_detect_t1_t2_")
+    assert {p.name for p in folder.iterdir()} == {
+        "change_mask.tif",
+        "change_probability.tif",
+        "change_polygons.gpkg",
+    }
+    assert os.path.dirname(probability.source()) == str(folder) and str(folder) in tab.note.text()
 
 
 def test_detect_on_the_map_view_only(levir_pair, qgis_iface):
@@ -245,16 +257,15 @@ def test_detect_on_the_map_view_only(levir_pair, qgis_iface):
     assert t1.extent().buffered(pixel / 100).contains(probability.extent())
 
 
-def test_canceled_detection_leaves_no_layer_and_no_file(levir_pair):
+def test_canceled_detection_leaves_no_layer_and_no_file(levir_pair, tmp_path):
     _, _, tab = levir_pair
-    before = set(glob.glob(os.path.join(tempfile.gettempdir(), "changen-detect-*")))
     task = tab.detect()
     task.cancel()
     wait_until(lambda: not tab.runner.busy)
     assert not any(
         g.name().startswith("Changen detection") for g in QgsProject.instance().layerTreeRoot().children()
     )
-    assert set(glob.glob(os.path.join(tempfile.gettempdir(), "changen-detect-*"))) == before
+    assert not (tmp_path / "results").exists() or list((tmp_path / "results").iterdir()) == []
 
 
 def test_preview_places_copies_where_the_analyst_clicked(joplin):
@@ -483,3 +494,38 @@ def test_preview_progress_moves_during_the_synthesis(joplin, qgis_iface, changen
     shutil.rmtree(result.folder)
     assert seen == sorted(seen) and seen[-1] == 100.0
     assert len({round(value) for value in seen if 10 < value < 90}) >= 3, seen
+
+
+def test_results_go_next_to_a_saved_project_else_to_the_settings_folder(
+    qgis_new_project, saved_settings, tmp_path
+):
+    """Issue 16, item 15: detections lived in the temporary folder and a saved project pointed into it."""
+    from changen.plugin.results import results_folder
+    from changen.plugin.settings import save_settings
+
+    saved_settings.results_folder = str(tmp_path / "mine")
+    save_settings(saved_settings)
+    assert results_folder() == str(tmp_path / "mine")
+    project = QgsProject.instance()
+    project.setFileName(str(tmp_path / "site" / "survey.qgz"))
+    try:
+        assert results_folder() == str(tmp_path / "site" / "changen_results")
+    finally:
+        project.setFileName("")
+
+
+def test_a_results_folder_that_cannot_be_made_says_how_to_fix_it(tmp_path):
+    from changen.core.errors import InputError
+    from changen.plugin.results import StagedFolder
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with (
+        pytest.raises(InputError, match="choose a folder you can write to"),
+        StagedFolder(str(blocker / "results"), "changen_detect"),
+    ):
+        pass
+    with pytest.raises(ValueError), StagedFolder(str(tmp_path / "results"), "changen_detect") as staged:
+        (tmp_path / "results" / os.path.basename(staged.path) / "half.tif").write_text("")
+        raise ValueError("the run failed")
+    assert not (tmp_path / "results").exists() or list((tmp_path / "results").iterdir()) == []

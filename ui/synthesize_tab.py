@@ -11,6 +11,7 @@ from ..core.errors import InputError
 from ..plugin import layers as layer_io
 from ..plugin.generators import generator_is_cached, warm_up_job
 from ..plugin.map_tools import Placement
+from ..plugin.results import results_folder
 from ..plugin.settings import load_settings, save_settings
 from ..plugin.synthesis_jobs import (
     PlacementSpec,
@@ -29,8 +30,8 @@ from .widgets import RunControls
 PREVIEW_MAX_SIDE = 1024
 EXPORT_MAX_SIDE = 4096
 EDIT_MARGIN_PIXELS = 96
-PREVIEW_LAYER_NAME = "post-event preview"
-OUTLINE_LAYER_NAME = "change outlines (preview)"
+PREVIEW_LAYER_NAME = "post-event preview"  # both temporary: "(temporary)" is added to the names
+OUTLINE_LAYER_NAME = "preview change outlines"
 
 
 class SynthesizeTab(QWidget):
@@ -210,7 +211,7 @@ class SynthesizeTab(QWidget):
         if mask is None:  # removed from the project meanwhile
             _remove_dir(result.folder)
             return
-        polygons = layer_io.add_layer(layer_io.mask_buildings_layer(result, mask), above=mask)
+        polygons = layer_io.add_temporary_layer(layer_io.mask_buildings_layer(result, mask), above=mask)
         self.mask_polygons[mask.id()] = (polygons.id(), result.folder)
         text = (
             f"The building mask '{mask.name()}' was vectorised into {result.count} building polygons (layer "
@@ -402,10 +403,10 @@ class SynthesizeTab(QWidget):
             _remove_dir(self.preview_dir)
         image = self.image_combo.currentLayer()
         raster = QgsRasterLayer(result.post_path, PREVIEW_LAYER_NAME)
-        layer_io.add_layer(raster, above=image)
+        layer_io.add_temporary_layer(raster, above=image)
         outlines = layer_io.change_polygons_layer(result.polygons, result.crs_wkt, OUTLINE_LAYER_NAME)
         layer_io.style_outline(outlines, "255,0,255,255")
-        layer_io.add_layer(outlines, above=raster)
+        layer_io.add_temporary_layer(outlines, above=raster)
         self.preview_layer_ids = [raster.id(), outlines.id()]
         self.preview_dir = result.folder
 
@@ -429,7 +430,7 @@ class SynthesizeTab(QWidget):
             folder = QFileDialog.getExistingDirectory(
                 self,
                 "Export the synthetic change pair into…",
-                settings.last_export_folder or os.path.expanduser("~"),
+                settings.last_export_folder or results_folder(),
             )
             if not folder:
                 return None
