@@ -31,7 +31,7 @@ class StagedFolder:
     on any exception or cancel it is removed: a run's folder appears complete or not at all."""
 
     def __init__(self, parent: str, name: str):
-        self.parent, self.name = parent, safe_name(name)
+        self.parent, self.name = parent, _safe_name(name)
         self.path = self.final = ""
 
     def __enter__(self) -> "StagedFolder":
@@ -72,5 +72,5 @@ class StagedFolder:
         return final
 
 
-def safe_name(name: str) -> str:
+def _safe_name(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[:60] or "result"

@@ -219,11 +219,12 @@ def synthesize_steps(dock):
 def detect_steps(dock):
     from changen.plugin.settings import load_settings, save_settings
 
+    settings = load_settings()
+    settings.results_folder = str(OUT / "results")  # the project is not saved: results go where Settings say
     if not shipped("changestar") and os.environ.get("CHANGEN_DETECTOR"):
-        settings = load_settings()
         settings.detector_model = os.environ["CHANGEN_DETECTOR"]
-        save_settings(settings)
-        dock.detect_tab.refresh_model()
+    save_settings(settings)
+    dock.detect_tab.refresh_model()
     canvas = iface.mapCanvas()
     root = QgsProject.instance().layerTreeRoot()
     for node in root.children():

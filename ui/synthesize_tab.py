@@ -189,14 +189,18 @@ class SynthesizeTab(QWidget):
         path = layer_io.raster_path(mask)
         self._vectorising = mask.id()
         task = self.mask_runner.submit(f"Changen: buildings from {mask.name()}", vectorise_mask_job(path))
-        name = mask.name()
         task.progressChanged.connect(
-            lambda value: self.result_note.setText(
-                f"Turning the building mask '{name}' into polygons: {value:.0f} %"
-            )
-        )
-        self.result_note.setText(f"Turning the building mask '{name}' into polygons…")
+            self._mask_progress
+        )  # a bound slot: disconnected when the tab is deleted
+        self._mask_progress(0.0)
         return task
+
+    def _mask_progress(self, value: float):
+        mask = QgsProject.instance().mapLayer(self._vectorising or "")
+        if mask is not None:
+            self.result_note.setText(
+                f"Turning the building mask '{mask.name()}' into polygons: {value:.0f} %"
+            )
 
     def _mask_vectorised(self, outcome):
         mask = QgsProject.instance().mapLayer(self._vectorising or "")
