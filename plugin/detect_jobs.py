@@ -2,11 +2,11 @@
 run)."""
 
 import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from .results import StagedFolder
 
 
 @dataclass
@@ -16,6 +16,8 @@ class DetectRequest:
     model: str
     threshold: float | None  # None: the model's calibrated threshold
     device: str
+    folder: str  # the results folder (`results.results_folder`): each run writes a new folder inside
+    name: str  # the run's folder name, before its date and time
     window: Any = None  # rasterio Window of t1, or None for the whole overlap
 
 
@@ -34,43 +36,39 @@ class DetectResult:
 
 def detect_job(request: DetectRequest) -> Callable:
     """A job running core's tiled detector on the pair (t1 cropped to `window` first when one is given); outputs
-    go into a fresh temporary folder that is removed on cancel or failure."""
+    go into a new folder in the results folder, which appears only when the run is complete."""
 
     def job(progress, is_canceled) -> DetectResult:
         from ..core.detection.inference import detect_change
         from ..core.io.rasters import read_raster, write_geotiff
 
-        folder = tempfile.mkdtemp(prefix="changen-detect-")
-        try:
+        with StagedFolder(request.folder, request.name) as staged:
             t1_path = request.t1_path
             if request.window is not None:
                 crop = read_raster(t1_path, window=request.window)
-                t1_path = os.path.join(folder, "t1_view.tif")
+                t1_path = os.path.join(staged.path, "t1_view.tif")
                 write_geotiff(t1_path, crop.array, crop.grid, nodata=crop.grid.nodata)
-            probability_path = os.path.join(folder, "change_probability.tif")
-            change_path = os.path.join(folder, "change_mask.tif")
-            polygons_path = os.path.join(folder, "change_polygons.gpkg")
             kwargs = {"model": request.model} if request.model else {}
             result = detect_change(
                 t1_path,
                 request.t2_path,
-                change_path,
-                probability_path=probability_path,
-                vector_path=polygons_path,
+                os.path.join(staged.path, "change_mask.tif"),
+                probability_path=os.path.join(staged.path, "change_probability.tif"),
+                vector_path=os.path.join(staged.path, "change_polygons.gpkg"),
                 threshold=request.threshold,
                 device=request.device,
                 progress=lambda value: progress(0.95 * value),
                 is_canceled=is_canceled,
                 **kwargs,
             )
+            if request.window is not None:
+                os.remove(t1_path)  # only the detector's input
             progress(100.0)
-        except BaseException:
-            shutil.rmtree(folder, ignore_errors=True)
-            raise
+        folder = staged.final
         return DetectResult(
             folder=folder,
-            probability_path=probability_path,
-            polygons_path=polygons_path,
+            probability_path=os.path.join(folder, "change_probability.tif"),
+            polygons_path=os.path.join(folder, "change_polygons.gpkg"),
             polygon_count=result.polygons,
             changed_area_m2=result.changed_area_m2,
             seconds=result.seconds,

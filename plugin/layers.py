@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import geopandas as gpd
 import shapely.wkb
 from qgis.core import (
+    Qgis,
     QgsColorRampShader,
     QgsCoordinateReferenceSystem,
     QgsCoordinateTransform,
@@ -196,14 +197,24 @@ def change_polygons_layer(frame, crs_wkt: str, name: str) -> QgsVectorLayer:
     return _memory_polygons(frame, name, QgsCoordinateReferenceSystem.fromWkt(crs_wkt), fields)
 
 
-def mask_buildings_layer(mask_layer: QgsRasterLayer) -> QgsVectorLayer:
-    """A building mask raster vectorised into a memory layer whose `instance_id` is each building's id."""
-    from ..core.io.labels import instances_to_polygons, load_state
+LABEL_DATA_TYPES = (Qgis.Byte, Qgis.UInt16, Qgis.Int16, Qgis.UInt32, Qgis.Int32)
 
-    state, grid, _ = load_state(raster_path(mask_layer))
-    frame = instances_to_polygons(state.instance, grid)
-    fields = {"instance_id": (QVariant.Int, int)}
-    layer = _memory_polygons(frame, f"buildings from {mask_layer.name()}", mask_layer.crs(), fields)
+
+def is_label_raster(layer: QgsMapLayer) -> bool:
+    """A raster that can hold building masks or labels: one band of integers (not an RGB or a float image)."""
+    return (
+        isinstance(layer, QgsRasterLayer)
+        and layer.isValid()
+        and layer.bandCount() == 1
+        and layer.dataProvider().dataType(1) in LABEL_DATA_TYPES
+    )
+
+
+def mask_buildings_layer(polygons, mask_layer: QgsRasterLayer) -> QgsVectorLayer:
+    """The building polygons vectorised from `mask_layer` (`synthesis_jobs.MaskPolygons`) as a styled layer."""
+    layer = QgsVectorLayer(
+        f"{polygons.path}|layername=buildings", f"buildings from {mask_layer.name()}", "ogr"
+    )
     style_outline(layer, "255,200,0,255", 0.4)
     return layer
 
@@ -247,6 +258,22 @@ def add_layer(layer: QgsMapLayer, group: QgsLayerTreeGroup | None = None, above:
             index = parent.children().index(node)
     parent.insertLayer(index, layer).setExpanded(False)
     return layer
+
+
+TEMPORARY_PROPERTY = "changen/temporary"
+
+
+def temporary_name(name: str) -> str:
+    return f"{name} (temporary)"
+
+
+def add_temporary_layer(layer: QgsMapLayer, above: QgsMapLayer | None = None):
+    """Add a layer whose data lives in the system's temporary folder and is removed when Changen unloads: its name
+    says "(temporary)" and it carries the custom property `TEMPORARY_PROPERTY`, so a saved project shows what
+    will not last."""
+    layer.setName(temporary_name(layer.name()))
+    layer.setCustomProperty(TEMPORARY_PROPERTY, True)
+    return add_layer(layer, above=above)
 
 
 def add_export_layers(export, name: str) -> QgsLayerTreeGroup:

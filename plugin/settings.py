@@ -1,5 +1,6 @@
 """The plugin's user settings, kept in QgsSettings under `changen/`."""
 
+import os
 from dataclasses import dataclass
 
 from qgis.core import QgsSettings
@@ -16,13 +17,15 @@ _DEFAULTS = {
     "detector_model": "",
     "detect_threshold": 0.0,
     "last_export_folder": "",
+    "results_folder": os.path.join(os.path.expanduser("~"), "Changen results"),
 }
 
 
 @dataclass
 class PluginSettings:
     """Model names are shipped model names or .safetensors paths; empty means core's default model.
-    `detect_threshold` 0 means the detector's calibrated threshold."""
+    `detect_threshold` 0 means the detector's calibrated threshold. `results_folder` holds the results of an
+    unsaved project (a saved project's go next to it: `results.results_folder`)."""
 
     device: str
     synthesis_method: str
@@ -31,6 +34,7 @@ class PluginSettings:
     detector_model: str
     detect_threshold: float
     last_export_folder: str
+    results_folder: str
 
 
 def load_settings() -> PluginSettings:

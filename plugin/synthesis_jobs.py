@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..core.errors import Canceled, InputError
+from ..core.errors import Canceled
 from .generators import cached_generator
+from .results import StagedFolder
 
 
 @dataclass(frozen=True)
@@ -214,6 +215,46 @@ def preview_job(request: SynthesisRequest) -> Callable:
 
 
 @dataclass
+class MaskPolygons:
+    folder: str
+    path: str  # GeoPackage, layer "buildings", field instance_id
+    count: int
+
+
+def vectorise_mask_job(mask_path: str) -> Callable:
+    """A job turning a building mask (or label/instance) raster into building polygons in a GeoPackage inside a
+    fresh temporary folder (removed on cancel or failure): large masks take minutes, never on the main thread."""
+
+    def job(progress, is_canceled) -> MaskPolygons:
+        from dataclasses import replace
+
+        from ..core.io.labels import instances_to_polygons, load_state
+        from ..core.io.vectors import write_gpkg
+
+        folder = tempfile.mkdtemp(prefix="changen-mask-")
+        try:
+            state, grid, _ = load_state(mask_path)
+            progress(10.0)
+            frame = instances_to_polygons(
+                state.instance,
+                replace(grid, crs_wkt=None),  # no pyproj CRS in a task (see DEVELOPING.md)
+                progress=lambda value: progress(10.0 + 0.8 * value),
+                is_canceled=is_canceled,
+            )
+            if is_canceled():
+                raise Canceled()
+            path = os.path.join(folder, "buildings.gpkg")
+            write_gpkg(frame[["instance_id", "geometry"]], path, grid.crs_wkt, layer="buildings")
+            progress(100.0)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        return MaskPolygons(folder, path, len(frame))
+
+    return job
+
+
+@dataclass
 class ExportResult:
     folder: str
     images: list[str]  # image_t0 … image_tT
@@ -224,21 +265,16 @@ class ExportResult:
 
 
 def export_job(request: SynthesisRequest, parent: str, source_name: str) -> Callable:
-    """A job writing a full synthetic pair into a temporary folder inside `parent`, renamed into place at the end:
-    t0…tT images, masks and change masks (core's GeoTIFFs on the source grid), change polygons (GeoPackage) and
-    events.json. A canceled or failed export leaves nothing behind."""
+    """A job writing a full synthetic pair into `parent` (`results.StagedFolder`: complete or not at all): t0…tT
+    images, masks and change masks (core's GeoTIFFs on the source grid), change polygons (GeoPackage) and
+    events.json."""
 
     def job(progress, is_canceled) -> ExportResult:
         from ..core.io.vectors import write_gpkg
         from ..core.synthesis.edits import change_polygons
         from ..core.synthesis.synthesize import write_result
 
-        if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
-            raise InputError(f"Cannot write into '{parent}': choose an existing folder you can write to.")
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        final = os.path.join(parent, f"changen_{_safe_name(source_name)}_{stamp}")
-        staging = tempfile.mkdtemp(prefix=".changen-export-", dir=parent)
-        try:
+        with StagedFolder(parent, f"changen_{source_name}") as staged:
             edits, result = _run_synthesis(request, progress, is_canceled)
             grid = edits.image.grid
             result.log["source"] = {
@@ -248,20 +284,20 @@ def export_job(request: SynthesisRequest, parent: str, source_name: str) -> Call
                 "seed": request.seed,
             }
             result.log["notes"] = edits.notes
-            write_result(result, grid, Path(staging))
+            write_result(result, grid, Path(staged.path))
             if is_canceled():
                 raise Canceled()
             polygons = change_polygons(edits.series, grid, edits.located.feature_ids)
-            polygons_path = os.path.join(staging, "change_polygons.gpkg")
-            write_gpkg(polygons, polygons_path, grid.crs_wkt, layer="change_polygons")
+            write_gpkg(
+                polygons,
+                os.path.join(staged.path, "change_polygons.gpkg"),
+                grid.crs_wkt,
+                layer="change_polygons",
+            )
             progress(99.0)
             if is_canceled():
                 raise Canceled()
-            os.chmod(staging, 0o755)
-            os.rename(staging, final)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
+        final = staged.final
         steps = range(len(result.images))
         return ExportResult(
             folder=final,
@@ -273,7 +309,3 @@ def export_job(request: SynthesisRequest, parent: str, source_name: str) -> Call
         )
 
     return job
-
-
-def _safe_name(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[:40] or "image"

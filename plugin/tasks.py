@@ -3,7 +3,8 @@
 A job is a plain function `job(progress, is_canceled) -> result` built on the main thread from copied data (see
 `synthesis_jobs` and `detect_jobs`): it never touches QgsProject, layers or widgets. `run()` stores any exception;
 `finished()` (main thread) hands the outcome to the runner, which drops results of requests that a newer one
-replaced.
+replaced. `run()` returns False only for a failure: QGIS announces every terminated task as "Task failed", so a
+canceled job ends as complete with "(canceled)" in its description.
 """
 
 import traceback
@@ -37,17 +38,21 @@ class CoreTask(QgsTask):
         self.result = None
         self.error: BaseException | None = None
         self.details = ""
+        self.canceled = False
 
     def run(self) -> bool:
         try:
             self.result = self.job(self.setProgress, self.isCanceled)
         except Canceled:
-            return False
+            self.canceled = True
         except Exception as error:  # noqa: BLE001 (an exception escaping run() takes QGIS down)
             self.error = error
             self.details = traceback.format_exc()
             return False
-        return not self.isCanceled()
+        self.canceled = self.canceled or self.isCanceled()
+        if self.canceled:
+            self.setDescription(f"{self.description()} (canceled)")
+        return True
 
     def finished(self, ok: bool) -> None:  # noqa: FBT001 (QGIS's signature)
         self.on_finished(self, ok)
@@ -101,16 +106,18 @@ class LatestRequestRunner:
         stale = token != self.latest_token or (self.owner is not None and sip.isdeleted(self.owner))
         if stale and task.error is not None:  # nobody will show it
             QgsMessageLog.logMessage(f"{task.description()} failed:\n{task.details}", LOG_TAG, Qgis.Warning)
-        if stale or not ok:
+        # not ok without an error: canceled while queued (QGIS terminates it without calling run)
+        canceled = task.error is None and (task.canceled or not ok)
+        if stale or canceled:
             if task.result is not None and self.discard is not None:
                 self.discard(task.result)
             if stale:
                 return
         outcome = TaskOutcome(
             token=token,
-            result=task.result if ok else None,
+            result=task.result if ok and not canceled else None,
             error=task.error,
             details=task.details,
-            canceled=not ok and task.error is None,
+            canceled=canceled,
         )
         self.on_outcome(outcome)

@@ -27,7 +27,8 @@ from qgis.PyQt.QtCore import QEvent, QPoint, Qt, QTimer
 from qgis.PyQt.QtWidgets import QApplication, QDockWidget
 from qgis.utils import iface
 
-from changen.plugin.layers import style_outline
+from changen.plugin.layers import style_outline, temporary_name
+from changen.ui.synthesize_tab import OUTLINE_LAYER_NAME, PREVIEW_LAYER_NAME
 
 DATA = Path(os.environ["CHANGEN_DATA"])
 OUT = Path(os.environ["CHANGEN_WORKFLOW_OUT"])
@@ -183,9 +184,10 @@ def synthesize_steps(dock):
         "window": [int(window.width), int(window.height)],
         "note": tab.result_note.text(),
     }
-    checks["preview_layers"] = len(QgsProject.instance().mapLayersByName("post-event preview"))
+    checks["preview_layers"] = len(QgsProject.instance().mapLayersByName(temporary_name(PREVIEW_LAYER_NAME)))
     checks["outline_features"] = sum(
-        layer.featureCount() for layer in QgsProject.instance().mapLayersByName("change outlines (preview)")
+        layer.featureCount()
+        for layer in QgsProject.instance().mapLayersByName(temporary_name(OUTLINE_LAYER_NAME))
     )
     tab.edits.remove_button.setChecked(False)
     tab.edits.create_button.setChecked(False)
@@ -194,11 +196,25 @@ def synthesize_steps(dock):
     # A second preview: warm (generator loaded), replaces the first layer.
     task = tab.preview()
     checks["preview"]["seconds_second"] = round(wait_for(lambda: not tab.preview_runner.busy), 3)
-    checks["preview_layers_after_second"] = len(QgsProject.instance().mapLayersByName("post-event preview"))
+    checks["preview_layers_after_second"] = len(
+        QgsProject.instance().mapLayersByName(temporary_name(PREVIEW_LAYER_NAME))
+    )
     buildings_node = QgsProject.instance().layerTreeRoot().findLayer(buildings.id())
     buildings_node.setItemVisibilityChecked(False)
     tab.edits.show_edits.setChecked(False)
     grab("03_preview_no_footprints")
+    # The same edits with each other method (CHANGEN_WORKFLOW_METHODS, e.g. "changen2,copy-paste,inpainting"),
+    # footprints hidden, for side-by-side screenshots.
+    for other in filter(None, os.environ.get("CHANGEN_WORKFLOW_METHODS", "").split(",")):
+        tab.options.method.setCurrentIndex(tab.options.method.findData(other))
+        tab.preview()
+        seconds = wait_for(lambda: not tab.preview_runner.busy, timeout=900)
+        checks.setdefault("method_previews", {})[other] = {
+            "seconds": round(seconds, 2),
+            "note": tab.result_note.text(),
+        }
+        grab(f"03_preview_{other}")
+    tab.options.method.setCurrentIndex(tab.options.method.findData(method))
     tab.edits.show_edits.setChecked(True)
     buildings_node.setItemVisibilityChecked(True)
 
@@ -215,11 +231,12 @@ def synthesize_steps(dock):
 def detect_steps(dock):
     from changen.plugin.settings import load_settings, save_settings
 
+    settings = load_settings()
+    settings.results_folder = str(OUT / "results")  # the project is not saved: results go where Settings say
     if not shipped("changestar") and os.environ.get("CHANGEN_DETECTOR"):
-        settings = load_settings()
         settings.detector_model = os.environ["CHANGEN_DETECTOR"]
-        save_settings(settings)
-        dock.detect_tab.refresh_model()
+    save_settings(settings)
+    dock.detect_tab.refresh_model()
     canvas = iface.mapCanvas()
     root = QgsProject.instance().layerTreeRoot()
     for node in root.children():

@@ -4,6 +4,10 @@
 import time
 
 import pytest
+from pytest_qgis.mock_qgis_classes import MockMessageBar
+
+# pytest-qgis's message bar keeps texts, not QgsMessageBarItems: nothing of Changen's to replace
+MockMessageBar.items = lambda self: []
 
 
 def wait_until(condition, timeout=120.0):
@@ -25,8 +29,8 @@ def dock(qgis_iface, qgis_new_project):
     yield widget
     widget.close_tools()
     tab = widget.synthesize_tab
-    wait_until(lambda: not (tab.preview_runner.busy or tab.export_runner.busy or tab.warm_up_runner.busy))
-    tab.discard_preview()
+    runners = (tab.preview_runner, tab.export_runner, tab.warm_up_runner, tab.mask_runner)
+    wait_until(lambda: not any(runner.busy for runner in runners))
     widget.deleteLater()
 
 

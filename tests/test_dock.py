@@ -1,9 +1,11 @@
 """The dock's widgets: tabs, device status, settings, map-tool buttons, random events, building masks as input."""
 
 import pytest
+from dock_fixtures import wait_until
 from qgis.core import QgsProject, QgsRasterLayer, QgsSettings, QgsVectorLayer
 from qgis.PyQt.QtWidgets import QTabWidget
 
+from changen.core.errors import InputError
 from changen.plugin.deps import DependencyReport
 from changen.plugin.map_tools import CreateBuildingTool, RemoveBuildingTool
 from changen.plugin.settings import load_settings, save_settings
@@ -43,9 +45,11 @@ def test_settings_dialog_stores_the_choice_in_qgssettings(dock, saved_settings):
     dialog = SettingsDialog(dock)
     dialog.device.setCurrentText("cpu")
     dialog.detector.setCurrentText("my_detector")
+    dialog.results.setText("/data/changen results")
     dialog.accept()
     assert QgsSettings().value("changen/device") == "cpu"
     assert load_settings().detector_model == "my_detector"
+    assert load_settings().results_folder == "/data/changen results"
     dock.show_device()
     dock.detect_tab.refresh_model()
     assert "setting: cpu" in dock.status.text()
@@ -133,6 +137,10 @@ def test_a_building_mask_raster_becomes_clickable_polygons(shared_data, qgis_ifa
     tab = dock.synthesize_tab
     tab.image_combo.setLayer(image_layer)
     tab.buildings_combo.setLayer(mask_layer)
+    assert tab.mask_runner.busy  # vectorising runs in a task, not on the main thread (issue 16, item 9)
+    with pytest.raises(InputError, match="click again when it is done"):
+        tab.buildings_layer()
+    wait_until(lambda: not tab.mask_runner.busy)
     polygons = tab.buildings_layer()
     assert polygons.featureCount() == 2
     assert polygons.crs() == image_layer.crs()
@@ -178,7 +186,8 @@ def test_buildings_default_to_a_polygon_layer_over_the_image(shared_data, dock):
     image = QgsRasterLayer(str(shared_data / "georef/joplin/chips/pre/0_pre.tif"), "pre 0")
     QgsProject.instance().addMapLayer(image)
     tab = dock.synthesize_tab
-    assert tab.buildings_combo.currentLayer() is image  # the only candidate so far
+    assert tab.buildings_combo.currentLayer() is None  # an RGB image is never offered as buildings (item 9)
+    assert tab.buildings_combo.count() == 0
     buildings = QgsVectorLayer(
         str(shared_data / "georef/joplin/footprints_2020.geojson"), "footprints", "ogr"
     )
@@ -200,3 +209,52 @@ def test_changen_unchanged_choice_is_saved_and_reaches_the_request(joplin):
         tab.options.unchanged.setCurrentIndex(tab.options.unchanged.findData("keep"))
     assert load_settings().synthesis_unchanged == "keep"
     assert tab.build_request(tab._view_window(tab.image_layer())).unchanged == "keep"
+
+
+def test_only_single_band_integer_rasters_are_offered_as_building_masks(shared_data, dock, tmp_path):
+    """Issue 16, item 9: an RGB image (or a float raster) is not a building mask."""
+    import numpy as np
+    import rasterio
+
+    source = shared_data / "georef/joplin/chips/pre/0_pre.tif"
+    with rasterio.open(source) as image:
+        profile = image.profile | {"count": 1, "nodata": None}
+    for name, dtype in (("labels.tif", "uint8"), ("heights.tif", "float32")):
+        with rasterio.open(tmp_path / name, "w", **(profile | {"dtype": dtype})) as out:
+            out.write(np.zeros((profile["height"], profile["width"]), dtype), 1)
+    layers = {
+        name: QgsRasterLayer(str(path), name)
+        for name, path in (
+            ("rgb", source),
+            ("labels", tmp_path / "labels.tif"),
+            ("heights", tmp_path / "heights.tif"),
+        )
+    }
+    QgsProject.instance().addMapLayers(list(layers.values()))
+    combo = dock.synthesize_tab.buildings_combo
+    offered = [combo.layer(i).name() for i in range(combo.count())]
+    assert offered == ["labels"]
+
+
+def test_vectorising_a_mask_reports_progress(shared_data, tmp_path):
+    import numpy as np
+    import rasterio
+
+    from changen.plugin.synthesis_jobs import vectorise_mask_job
+
+    with rasterio.open(shared_data / "georef/joplin/chips/pre/0_pre.tif") as image:
+        profile = image.profile | {"count": 1, "dtype": "uint8", "nodata": None}
+    mask = np.zeros((profile["height"], profile["width"]), np.uint8)
+    mask[::8, ::8] = 1  # 16,384 one-pixel buildings
+    with rasterio.open(tmp_path / "mask.tif", "w", **profile) as out:
+        out.write(mask, 1)
+    seen = []
+    result = vectorise_mask_job(str(tmp_path / "mask.tif"))(seen.append, lambda: False)
+    try:
+        assert result.count == 128 * 128
+        assert seen == sorted(seen) and seen[-1] == 100.0
+        assert len([value for value in seen if 10 < value < 90]) >= 3
+    finally:
+        import shutil
+
+        shutil.rmtree(result.folder)

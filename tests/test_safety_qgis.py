@@ -41,9 +41,10 @@ def _mark_in_view(tab, count):
 def _event_types():
     from qgis.core import QgsProject
 
+    from changen.plugin.layers import temporary_name
     from changen.ui.synthesize_tab import OUTLINE_LAYER_NAME
 
-    (outlines,) = QgsProject.instance().mapLayersByName(OUTLINE_LAYER_NAME)
+    (outlines,) = QgsProject.instance().mapLayersByName(temporary_name(OUTLINE_LAYER_NAME))
     return [f["event_type"] for f in outlines.getFeatures()]
 
 

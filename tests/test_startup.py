@@ -27,7 +27,7 @@ def _probe(*args: str) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.mark.parametrize("command", [[], ["detect"], ["evaluate"], ["events"], ["demo"]])
+@pytest.mark.parametrize("command", [[], ["detect"], ["evaluate"], ["events"], ["demo"], ["synthesize"]])
 def test_help_builds_the_parser_without_torch(command):
     done = _probe(*command, "--help")
     assert done.returncode == 0, done.stderr
@@ -41,6 +41,9 @@ def test_a_missing_input_is_reported_before_torch_is_imported(tmp_path):
     )
     assert done.returncode == 2
     assert "Raster file not found" in done.stderr and "Check the path" in done.stderr
+    assert "torch imported: False" in done.stdout
+    done = _probe("synthesize", str(tmp_path / "missing.tif"), "b.gpkg", "-o", str(tmp_path / "out"))
+    assert done.returncode == 2 and "Raster file not found" in done.stderr
     assert "torch imported: False" in done.stdout
     done = _probe("evaluate", "--pairs", str(tmp_path / "missing"))
     assert done.returncode == 2

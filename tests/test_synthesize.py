@@ -136,6 +136,40 @@ def test_changen_synthesize_tiles_any_size_reproducibly(shared_data):
     assert not np.array_equal(tiled, other_seed)
 
 
+def test_changen_reports_progress_per_tile_and_synthesize_per_step_within_it(shared_data):
+    """Issue 16, item 20: the preview's progress sat still for the whole generator run."""
+    generator = build_generator("cpu").eval()
+    folder = shared_data / "buildings" / "xbd_harvey"
+    name = "hurricane-harvey_00000006_pre_disaster.png"
+    image = read_raster(folder / "images" / name, window=Window(0, 0, 140, 128)).array
+    mask, _ = read_mask(folder / "masks" / name, window=Window(0, 0, 140, 128))
+    state = LabelState.from_mask(mask)
+    after = state.semantic.copy()
+    after[:40, :40] = 1
+    seen = []
+    changen_synthesize(
+        generator, image, state.semantic, after, seed=5, tile=96, overlap=16, progress=seen.append
+    )
+    assert seen == sorted(seen) and seen[-1] == 100.0
+    assert len([value for value in seen if 0 < value < 100]) >= 3  # one per tile
+
+    from core.synthesis.synthesize import synthesize_step
+
+    step = simulate_series(state, 0, 2, remove=0, create=1).steps[0]
+    seen.clear()
+    synthesize_step(
+        "changen",
+        image,
+        state,
+        step,
+        np.random.default_rng(0),
+        generator,
+        progress=seen.append,
+        unchanged="keep",
+    )
+    assert seen and seen[-1] == 100.0
+
+
 def test_synthesize_keeps_nodata_pixels_and_reports_progress(georeferenced_scene):
     image_path, footprints = georeferenced_scene
     from core.io.labels import load_state

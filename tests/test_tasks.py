@@ -2,6 +2,7 @@
 
 import glob
 import os
+import shutil
 import tempfile
 import threading
 
@@ -11,14 +12,14 @@ import shapely.wkt
 from dock_fixtures import wait_until
 from qgis.core import QgsPointXY, QgsProject, QgsRasterLayer, QgsVectorLayer
 
-from changen.plugin.layers import window_extent
+from changen.plugin.layers import TEMPORARY_PROPERTY, temporary_name, window_extent
 from changen.plugin.map_tools import Placement, placed_outline
 from changen.plugin.tasks import LatestRequestRunner
 from changen.ui.synthesize_tab import OUTLINE_LAYER_NAME, PREVIEW_LAYER_NAME
 
 
 def layers_named(name):
-    return QgsProject.instance().mapLayersByName(name)
+    return QgsProject.instance().mapLayersByName(temporary_name(name))
 
 
 def preview_dirs():
@@ -78,6 +79,9 @@ def test_preview_adds_one_layer_and_the_next_preview_replaces_it(joplin):
     (outlines,) = layers_named(OUTLINE_LAYER_NAME)
     first_dir, first_id = tab.preview_dir, first.id()
     assert first.crs() == image.crs()
+    # removed on unload, so flagged as temporary in the layer tree (issue 16, item 15)
+    assert first.name().endswith("(temporary)") and first.customProperty(TEMPORARY_PROPERTY)
+    assert outlines.name().endswith("(temporary)") and outlines.customProperty(TEMPORARY_PROPERTY)
     assert outlines.featureCount() >= 3
     assert {f["event_type"] for f in outlines.getFeatures()} == {"removed"}
     with rasterio.open(first.source()) as post, rasterio.open(image.source()) as pre:
@@ -180,11 +184,13 @@ def detector_path(tmp_path_factory):
 
 
 @pytest.fixture()
-def levir_pair(shared_data, dock, detector_path):
+def levir_pair(shared_data, dock, detector_path, saved_settings, tmp_path):
+    """t1, t2 and the Detect tab; results of the (unsaved) project go to `tmp_path / "results"`."""
     from changen.plugin.settings import load_settings, save_settings
 
     settings = load_settings()
     settings.detector_model = detector_path
+    settings.results_folder = str(tmp_path / "results")
     save_settings(settings)
     t1 = QgsRasterLayer(str(shared_data / "georef/levir_dev/test_2_0000_0000_A.tif"), "t1")
     t2 = QgsRasterLayer(str(shared_data / "georef/levir_dev/test_2_0000_0000_B.tif"), "t2")
@@ -192,12 +198,10 @@ def levir_pair(shared_data, dock, detector_path):
     tab = dock.detect_tab
     tab.t1_combo.setLayer(t1)
     tab.t2_combo.setLayer(t2)
-    yield t1, t2, tab
-    settings.detector_model = ""
-    save_settings(settings)
+    return t1, t2, tab
 
 
-def test_detect_task_adds_a_result_group(levir_pair, qgis_iface):
+def test_detect_task_adds_a_result_group(levir_pair, qgis_iface, tmp_path):
     t1, _, tab = levir_pair
     tab.threshold.setValue(0.5)
     tab.detect()
@@ -216,6 +220,15 @@ def test_detect_task_adds_a_result_group(levir_pair, qgis_iface):
     assert all(f["area_m2"] > 0 for f in polygons.getFeatures())
     stats = probability.dataProvider().bandStatistics(1)
     assert stats.minimumValue >= 0.0 and stats.maximumValue <= 1.0
+    # issue 16, item 15: in the results folder (unsaved project: the one set in Settings), not a temporary one
+    (folder,) = (tmp_path / "results").iterdir()
+    assert folder.name.startswith("changen_detect_t1_t2_")
+    assert {p.name for p in folder.iterdir()} == {
+        "change_mask.tif",
+        "change_probability.tif",
+        "change_polygons.gpkg",
+    }
+    assert os.path.dirname(probability.source()) == str(folder) and str(folder) in tab.note.text()
 
 
 def test_detect_on_the_map_view_only(levir_pair, qgis_iface):
@@ -244,16 +257,15 @@ def test_detect_on_the_map_view_only(levir_pair, qgis_iface):
     assert t1.extent().buffered(pixel / 100).contains(probability.extent())
 
 
-def test_canceled_detection_leaves_no_layer_and_no_file(levir_pair):
+def test_canceled_detection_leaves_no_layer_and_no_file(levir_pair, tmp_path):
     _, _, tab = levir_pair
-    before = set(glob.glob(os.path.join(tempfile.gettempdir(), "changen-detect-*")))
     task = tab.detect()
     task.cancel()
     wait_until(lambda: not tab.runner.busy)
     assert not any(
         g.name().startswith("Changen detection") for g in QgsProject.instance().layerTreeRoot().children()
     )
-    assert set(glob.glob(os.path.join(tempfile.gettempdir(), "changen-detect-*"))) == before
+    assert not (tmp_path / "results").exists() or list((tmp_path / "results").iterdir()) == []
 
 
 def test_preview_places_copies_where_the_analyst_clicked(joplin):
@@ -314,12 +326,12 @@ def test_a_missing_generator_tells_the_analyst_what_to_do(joplin, qgis_iface):
     assert "Copy-Paste or Inpainting" in tab.result_note.text()
 
 
-def test_changen_preview_with_a_warmed_up_generator(shared_data, qgis_iface, dock, tmp_path):
-    """The Changen method end to end in the dock (a random-init generator stands in when none is shipped)."""
+@pytest.fixture()
+def changen_generator(tmp_path):
+    """The settings name the shipped generator, or a random-init one saved like it when none is shipped."""
     from changen.core.paths import MODELS_DIR
     from changen.core.synthesis.changen_gan import build_generator
     from changen.core.weights import save_weights
-    from changen.plugin import generators
     from changen.plugin.settings import load_settings, save_settings
 
     settings = load_settings()
@@ -332,29 +344,35 @@ def test_changen_preview_with_a_warmed_up_generator(shared_data, qgis_iface, doc
             {"model": "changen_generator", "architecture": generator.config},
         )
     save_settings(settings)
-    try:
-        image = QgsRasterLayer(str(shared_data / "georef/joplin/chips/pre/2_pre.tif"), "pre 2")
-        buildings = QgsVectorLayer(str(shared_data / "georef/joplin/footprints_2020.geojson"), "fp", "ogr")
-        QgsProject.instance().addMapLayers([image, buildings])
-        tab = dock.synthesize_tab
-        tab.options.method.setCurrentIndex(tab.options.method.findData("changen"))
-        tab.image_combo.setLayer(image)
-        tab.buildings_combo.setLayer(buildings)
-        wait_until(lambda: not tab.warm_up_runner.busy)
-        assert any(
-            key[:2] == ("changen", settings.generator_model or "changen_gan_cpu")
-            for key in generators._GENERATORS
-        )
-        canvas = qgis_iface.mapCanvas()
-        canvas.setDestinationCrs(image.crs())
-        centre = image.extent().center()
-        canvas.setExtent(image.extent().scaled(0.25, centre))
-        _mark_buildings_in_view(tab, 2)
-        tab.preview()
-        wait_until(lambda: not tab.preview_runner.busy)
-    finally:
-        settings.generator_model = ""
-        save_settings(settings)
+    yield settings
+    settings.generator_model = ""
+    save_settings(settings)
+
+
+def test_changen_preview_with_a_warmed_up_generator(shared_data, qgis_iface, dock, changen_generator):
+    """The Changen method end to end in the dock (a random-init generator stands in when none is shipped)."""
+    from changen.plugin import generators
+
+    settings = changen_generator
+    image = QgsRasterLayer(str(shared_data / "georef/joplin/chips/pre/2_pre.tif"), "pre 2")
+    buildings = QgsVectorLayer(str(shared_data / "georef/joplin/footprints_2020.geojson"), "fp", "ogr")
+    QgsProject.instance().addMapLayers([image, buildings])
+    tab = dock.synthesize_tab
+    tab.options.method.setCurrentIndex(tab.options.method.findData("changen"))
+    tab.image_combo.setLayer(image)
+    tab.buildings_combo.setLayer(buildings)
+    wait_until(lambda: not tab.warm_up_runner.busy)
+    assert any(
+        key[:2] == ("changen", settings.generator_model or "changen_gan_cpu")
+        for key in generators._GENERATORS
+    )
+    canvas = qgis_iface.mapCanvas()
+    canvas.setDestinationCrs(image.crs())
+    centre = image.extent().center()
+    canvas.setExtent(image.extent().scaled(0.25, centre))
+    _mark_buildings_in_view(tab, 2)
+    tab.preview()
+    wait_until(lambda: not tab.preview_runner.busy)
     assert "Preview (changen" in tab.result_note.text(), tab.result_note.text()
     (preview,) = layers_named(PREVIEW_LAYER_NAME)
     with rasterio.open(preview.source()) as post, rasterio.open(image.source()) as pre:
@@ -379,3 +397,135 @@ def test_outcomes_for_a_deleted_dock_are_discarded(qgis_app):
     release.set()
     wait_until(lambda: not runner.busy)
     assert outcomes == [] and discarded == ["result"]
+
+
+# ------------------------------------------------------------------------------------------------ issue 16, item 19
+def test_a_canceled_task_ends_as_canceled_not_as_failed(qgis_app):
+    """QGIS announces every terminated task as "Task failed": a canceled one completes, saying "canceled"."""
+    import time
+
+    from qgis.core import QgsTask
+
+    from changen.core.errors import Canceled
+
+    seen, statuses = [], []
+    started = threading.Event()
+
+    def wait_for_cancel(progress, is_canceled):
+        started.set()
+        while not is_canceled():
+            time.sleep(0.01)
+        raise Canceled()
+
+    runner = LatestRequestRunner(lambda outcome: seen.append((outcome, task.description())))
+    task = runner.submit("Changen preview", wait_for_cancel)
+    task.statusChanged.connect(statuses.append)
+    wait_until(started.is_set)
+    runner.cancel()
+    wait_until(lambda: not runner.busy and seen)
+    ((outcome, description),) = seen
+    assert outcome.canceled and outcome.error is None and outcome.result is None
+    assert description == "Changen preview (canceled)"
+    wait_until(lambda: statuses and statuses[-1] in (QgsTask.Complete, QgsTask.Terminated))
+    assert statuses[-1] == QgsTask.Complete
+
+
+def test_a_failed_task_still_ends_as_failed(qgis_app):
+    from qgis.core import QgsTask
+
+    statuses, outcomes = [], []
+    runner = LatestRequestRunner(outcomes.append)
+
+    def failing(progress, is_canceled):
+        raise ValueError("broken input")
+
+    task = runner.submit("Changen preview", failing)
+    task.statusChanged.connect(statuses.append)
+    wait_until(lambda: outcomes and statuses and statuses[-1] in (QgsTask.Complete, QgsTask.Terminated))
+    assert statuses[-1] == QgsTask.Terminated and not outcomes[0].canceled
+
+
+def test_unloading_removes_the_preview_layers_and_files(joplin, dock):
+    _, _, tab = joplin
+    _mark_buildings_in_view(tab, 1)
+    tab.preview()
+    wait_until(lambda: tab.preview_layer_ids)
+    folder = tab.preview_dir
+    dock.close_tools()  # what the plugin's unload calls
+    assert layers_named(PREVIEW_LAYER_NAME) == [] and layers_named(OUTLINE_LAYER_NAME) == []
+    assert not os.path.exists(folder)
+
+
+def test_a_new_message_replaces_changens_earlier_ones(qgis_app):
+    """QGIS re-shows a stacked older message when the newer one closes: old warnings came back minutes later."""
+    from types import SimpleNamespace
+
+    from qgis.core import Qgis
+    from qgis.gui import QgsMessageBar
+
+    from changen.ui.messages import report, report_error
+
+    bar = QgsMessageBar()
+    iface = SimpleNamespace(messageBar=lambda: bar)
+    bar.pushMessage("Changen", "Install the missing packages", level=Qgis.Warning, duration=0)
+    report_error(iface, "Preview", ValueError("old trouble"))
+    report(iface, "Preview (inpainting, CPU): 1 removed", duration=8)
+    assert sorted(item.text() for item in bar.items()) == [
+        "Install the missing packages",
+        "Preview (inpainting, CPU): 1 removed",
+    ]
+
+
+def test_preview_progress_moves_during_the_synthesis(joplin, qgis_iface, changen_generator):
+    """Issue 16, item 20: the preview sat at 10 % for the whole run (0, 10, 90): now per generator tile."""
+    from changen.plugin.synthesis_jobs import preview_job
+
+    image, _, tab = joplin
+    tab.options.method.setCurrentIndex(tab.options.method.findData("changen"))
+    qgis_iface.mapCanvas().setExtent(image.extent())  # the whole 1024 px chip: several generator tiles
+    session = tab.edits.ensure_session()
+    request = tab.build_request(tab._view_window(image))
+    for fid in request.buildings.fid.tolist()[::5]:  # buildings all over the chip
+        session.toggle_remove(fid)
+    request = tab.build_request(tab._view_window(image))
+    seen = []
+    result = preview_job(request)(seen.append, lambda: False)
+    tab.discard_preview()
+    shutil.rmtree(result.folder)
+    assert seen == sorted(seen) and seen[-1] == 100.0
+    assert len({round(value) for value in seen if 10 < value < 90}) >= 3, seen
+
+
+def test_results_go_next_to_a_saved_project_else_to_the_settings_folder(
+    qgis_new_project, saved_settings, tmp_path
+):
+    """Issue 16, item 15: detections lived in the temporary folder and a saved project pointed into it."""
+    from changen.plugin.results import results_folder
+    from changen.plugin.settings import save_settings
+
+    saved_settings.results_folder = str(tmp_path / "mine")
+    save_settings(saved_settings)
+    assert results_folder() == str(tmp_path / "mine")
+    project = QgsProject.instance()
+    project.setFileName(str(tmp_path / "site" / "survey.qgz"))
+    try:
+        assert results_folder() == str(tmp_path / "site" / "changen_results")
+    finally:
+        project.setFileName("")
+
+
+def test_a_results_folder_that_cannot_be_made_says_how_to_fix_it(tmp_path):
+    from changen.core.errors import InputError
+    from changen.plugin.results import StagedFolder
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with (
+        pytest.raises(InputError, match="choose a folder you can write to"),
+        StagedFolder(str(blocker / "results"), "changen_detect"),
+    ):
+        pass
+    with pytest.raises(ValueError), StagedFolder(str(tmp_path / "results"), "changen_detect") as staged:
+        (tmp_path / "results" / os.path.basename(staged.path) / "half.tif").write_text("")
+        raise ValueError("the run failed")
+    assert not (tmp_path / "results").exists() or list((tmp_path / "results").iterdir()) == []

@@ -1,7 +1,5 @@
 """The Detect tab: a change-probability raster and change polygons from a real t1/t2 image pair."""
 
-import os
-
 from qgis.core import QgsMapLayerProxyModel, QgsRasterLayer, QgsVectorLayer
 from qgis.gui import QgsMapLayerComboBox
 from qgis.PyQt.QtWidgets import QCheckBox, QFormLayout, QLabel, QVBoxLayout, QWidget
@@ -9,6 +7,7 @@ from qgis.PyQt.QtWidgets import QCheckBox, QFormLayout, QLabel, QVBoxLayout, QWi
 from ..core.errors import InputError
 from ..plugin import layers as layer_io
 from ..plugin.detect_jobs import DetectRequest, detect_job
+from ..plugin.results import results_folder
 from ..plugin.settings import load_settings, save_settings
 from ..plugin.tasks import LatestRequestRunner
 from .messages import report, report_error
@@ -21,7 +20,7 @@ class DetectTab(QWidget):
         super().__init__(parent)
         self.setObjectName("ChangenDetectTab")
         self.iface = iface
-        self.result_folders: list[str] = []
+        # a run replaced by a newer one (never shown) leaves no folder behind
         self.runner = LatestRequestRunner(self._done, discard=_remove_folder, owner=self)
         layout = QVBoxLayout(self)
         form = QFormLayout()
@@ -101,6 +100,8 @@ class DetectTab(QWidget):
             model=settings.detector_model,
             threshold=self.chosen_threshold(),
             device=settings.device,
+            folder=results_folder(),
+            name=f"changen_detect_{t1.name()}_{t2.name()}",
             window=None if window is None else window.to_rasterio(),
         )
 
@@ -139,13 +140,13 @@ class DetectTab(QWidget):
         probability = QgsRasterLayer(result.probability_path, "change probability")
         layer_io.add_layer(probability, group=group)
         layer_io.style_probability(probability)
-        self.result_folders.append(result.folder)
         summary = (
             f"Changed area {result.changed_area_m2:,.0f} m² in {result.polygon_count} polygon(s), "
             f"{result.seconds:.1f} s on {result.device} (threshold {result.threshold:.2f})."
         )
         if result.notes:
             summary += " " + " ".join(result.notes)
+        summary += f" Results in {result.folder}."
         self.note.setText(summary)
         report(self.iface, summary)
 
@@ -156,6 +157,4 @@ class DetectTab(QWidget):
 def _remove_folder(result) -> None:
     import shutil
 
-    folder = getattr(result, "folder", None)
-    if folder and os.path.isdir(folder):
-        shutil.rmtree(folder, ignore_errors=True)
+    shutil.rmtree(result.folder, ignore_errors=True)

@@ -116,44 +116,43 @@ class EditPanel(QGroupBox):
 
     # ------------------------------------------------------------------------------------------- map tools
     def _remove_toggled(self, checked: bool):
-        if not checked:
-            if self.remove_tool is not None and self.canvas.mapTool() is self.remove_tool:
-                self.canvas.unsetMapTool(self.remove_tool)
-            return
-        try:
-            session = self.ensure_session()
-        except InputError as error:
-            self.remove_button.setChecked(False)
-            report_error(self.iface, "Remove buildings", error)
-            return
-        self.create_button.setChecked(False)
-        if self.remove_tool is not None:
-            self.remove_tool.remove_bands()
-        self.remove_tool = RemoveBuildingTool(self.canvas, session)
-        self.canvas.setMapTool(self.remove_tool)
-        self.remove_tool.deactivated.connect(lambda: self.remove_button.setChecked(False))
+        self._toggle_tool("remove", checked)
 
     def _create_toggled(self, checked: bool):
+        tool = self._toggle_tool("create", checked)
+        if tool is not None:
+            tool.set_angle(self.angle.value())
+            tool.set_scale(self.scale.value())
+            tool.source_changed.connect(self.note)
+            self.note("Click a building to copy, or Draw shape.")
+
+    def _toggle_tool(self, kind: str, checked: bool):
+        """Checked: a fresh map tool of `kind` ("remove" or "create") on the canvas, the other button released;
+        unchecked: the tool leaves the canvas. Returns the new tool (None when unchecked or without a session)."""
+        button, other = (
+            (self.remove_button, self.create_button)
+            if kind == "remove"
+            else (self.create_button, self.remove_button)
+        )
+        current = getattr(self, f"{kind}_tool")
         if not checked:
-            if self.create_tool is not None and self.canvas.mapTool() is self.create_tool:
-                self.canvas.unsetMapTool(self.create_tool)
-            return
+            if current is not None and self.canvas.mapTool() is current:
+                self.canvas.unsetMapTool(current)
+            return None
         try:
             session = self.ensure_session()
         except InputError as error:
-            self.create_button.setChecked(False)
-            report_error(self.iface, "Copy buildings", error)
-            return
-        self.remove_button.setChecked(False)
-        if self.create_tool is not None:
-            self.create_tool.remove_bands()
-        self.create_tool = CreateBuildingTool(self.canvas, session)
-        self.create_tool.set_angle(self.angle.value())
-        self.create_tool.set_scale(self.scale.value())
-        self.create_tool.source_changed.connect(self.note)
-        self.canvas.setMapTool(self.create_tool)
-        self.create_tool.deactivated.connect(lambda: self.create_button.setChecked(False))
-        self.note("Click a building to copy, or Draw shape.")
+            button.setChecked(False)
+            report_error(self.iface, "Remove buildings" if kind == "remove" else "Copy buildings", error)
+            return None
+        other.setChecked(False)
+        if current is not None:
+            current.remove_bands()
+        tool = (RemoveBuildingTool if kind == "remove" else CreateBuildingTool)(self.canvas, session)
+        setattr(self, f"{kind}_tool", tool)
+        self.canvas.setMapTool(tool)
+        tool.deactivated.connect(lambda: button.setChecked(False))
+        return tool
 
     def _draw_clicked(self):
         self.create_button.setChecked(True)

@@ -22,12 +22,23 @@ def report_error(iface, what: str, error: BaseException, details: str = "") -> s
         )
         level = Qgis.Critical
     log(f"{text}\n{details}".rstrip(), level)
-    if iface is not None:
-        iface.messageBar().pushMessage(LOG_TAG, text, level=level, duration=12)
+    _push(iface, text, level, 12)
     return text
 
 
 def report(iface, text: str, level=Qgis.Info, duration: int = 8) -> None:
     log(text, level)
-    if iface is not None:
-        iface.messageBar().pushMessage(LOG_TAG, text, level=level, duration=duration)
+    _push(iface, text, level, duration)
+
+
+def _push(iface, text: str, level, duration: int) -> None:
+    """Show `text` in place of Changen's earlier timed messages: QGIS stacks messages and shows an older one again,
+    with its full duration, when the newer one closes, so stale warnings came back minutes later. Messages without
+    a duration (the install offer) stay."""
+    if iface is None:
+        return
+    bar = iface.messageBar()
+    for item in bar.items():
+        if item.title() == LOG_TAG and item.duration() > 0:
+            bar.popWidget(item)
+    bar.pushMessage(LOG_TAG, text, level=level, duration=duration)

@@ -1,4 +1,6 @@
-"""Settings dialog: compute device and the models the dock uses (stored in QgsSettings)."""
+"""Settings dialog: compute device, the models the dock uses and the results folder (stored in QgsSettings)."""
+
+from collections.abc import Callable
 
 from qgis.PyQt.QtWidgets import (
     QComboBox,
@@ -8,12 +10,14 @@ from qgis.PyQt.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QToolButton,
     QWidget,
 )
 
 from ..core.device import DEVICE_CHOICES
 from ..plugin.machine import cuda_available, machine_summary
+from ..plugin.results import PROJECT_RESULTS_FOLDER
 from ..plugin.settings import PluginSettings, load_settings, save_settings
 
 
@@ -37,25 +41,39 @@ def _model_combo(current: str, names: list[str], tooltip: str) -> QComboBox:
     return combo
 
 
-def _with_browse_button(combo: QComboBox, title: str) -> QWidget:
-    """The combo plus a "…" button that puts a chosen model file's path into it."""
+def _with_browse_button(field: QWidget, tip: str, ask: Callable[[QWidget], str], put: Callable[[str], None]):
+    """`field` plus a "…" button (tooltip `tip`): `ask(row)` returns the chosen path ("" for none), `put` shows it."""
     row = QWidget()
     layout = QHBoxLayout(row)
     layout.setContentsMargins(0, 0, 0, 0)
-    layout.addWidget(combo, 1)
+    layout.addWidget(field, 1)
     browse = QToolButton()
     browse.setText("…")
-    browse.setToolTip("Choose a model file")
+    browse.setToolTip(tip)
 
     def choose():
-        path, _ = QFileDialog.getOpenFileName(row, title, "", MODEL_FILE_FILTER)
+        path = ask(row)
         if path:
-            combo.setCurrentText(path)
+            put(path)
 
     browse.clicked.connect(choose)
     layout.addWidget(browse)
     row.browse_button = browse
     return row
+
+
+def _with_model_button(combo: QComboBox, title: str) -> QWidget:
+    def ask(row):
+        return QFileDialog.getOpenFileName(row, title, "", MODEL_FILE_FILTER)[0]
+
+    return _with_browse_button(combo, "Choose a model file", ask, combo.setCurrentText)
+
+
+def _with_folder_button(line: QLineEdit, title: str) -> QWidget:
+    def ask(row):
+        return QFileDialog.getExistingDirectory(row, title, line.text())
+
+    return _with_browse_button(line, "Choose a folder", ask, line.setText)
 
 
 class SettingsDialog(QDialog):
@@ -91,15 +109,22 @@ class SettingsDialog(QDialog):
             shipped_models("changen"),
             "A shipped generator name, or the path of a .safetensors generator exported by Changen.",
         )
-        form.addRow("Generator model", _with_browse_button(self.generator, "Generator model"))
+        form.addRow("Generator model", _with_model_button(self.generator, "Generator model"))
         self.detector = _model_combo(
             self.settings.detector_model,
             shipped_models("changestar"),
             "A shipped detector name, a .safetensors detector exported by Changen, or an official ChangeStar "
             ".pth file (Changen 1×96 R-18, Changen2 1×256 SAM ViT-B/L).",
         )
-        self.detector_row = _with_browse_button(self.detector, "Detector model")
+        self.detector_row = _with_model_button(self.detector, "Detector model")
         form.addRow("Detector model", self.detector_row)
+        self.results = QLineEdit(self.settings.results_folder)
+        self.results.setObjectName("ChangenResultsFolder")
+        self.results.setToolTip(
+            "Detections and exports of an unsaved project go here; a saved project's go into "
+            f"'{PROJECT_RESULTS_FOLDER}' next to the project file."
+        )
+        form.addRow("Results folder", _with_folder_button(self.results, "Results folder"))
         note = QLabel(
             "Shipped weights are for non-commercial research use (trained on xBD, CC BY-NC-SA 4.0)."
         )
@@ -116,5 +141,6 @@ class SettingsDialog(QDialog):
         self.settings.device = self.device.currentText()
         self.settings.generator_model = self.generator.currentText().strip()
         self.settings.detector_model = self.detector.currentText().strip()
+        self.settings.results_folder = self.results.text().strip() or self.settings.results_folder
         save_settings(self.settings)
         super().accept()

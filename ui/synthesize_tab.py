@@ -11,8 +11,15 @@ from ..core.errors import InputError
 from ..plugin import layers as layer_io
 from ..plugin.generators import generator_is_cached, warm_up_job
 from ..plugin.map_tools import Placement
+from ..plugin.results import results_folder
 from ..plugin.settings import load_settings, save_settings
-from ..plugin.synthesis_jobs import PlacementSpec, SynthesisRequest, export_job, preview_job
+from ..plugin.synthesis_jobs import (
+    PlacementSpec,
+    SynthesisRequest,
+    export_job,
+    preview_job,
+    vectorise_mask_job,
+)
 from ..plugin.tasks import LatestRequestRunner
 from .edit_panel import EditPanel, copy_outline, unplaced_shape
 from .messages import log, report, report_error
@@ -23,8 +30,8 @@ from .widgets import RunControls
 PREVIEW_MAX_SIDE = 1024
 EXPORT_MAX_SIDE = 4096
 EDIT_MARGIN_PIXELS = 96
-PREVIEW_LAYER_NAME = "post-event preview"
-OUTLINE_LAYER_NAME = "change outlines (preview)"
+PREVIEW_LAYER_NAME = "post-event preview"  # both temporary: "(temporary)" is added to the names
+OUTLINE_LAYER_NAME = "preview change outlines"
 
 
 class SynthesizeTab(QWidget):
@@ -35,7 +42,9 @@ class SynthesizeTab(QWidget):
         self.canvas = iface.mapCanvas()
         self.preview_layer_ids: list[str] = []
         self.preview_dir: str | None = None
-        self.mask_polygons: dict[str, QgsVectorLayer] = {}
+        # mask layer id -> (the id of its building polygons layer, their temporary folder)
+        self.mask_polygons: dict[str, tuple[str, str]] = {}
+        self._vectorising: str | None = None  # the mask layer id of the running vectorisation
         self.last_preview_seconds: float | None = None
         self._started = 0.0
         self._chosen_layers = None
@@ -43,20 +52,29 @@ class SynthesizeTab(QWidget):
         self.preview_runner = LatestRequestRunner(self._preview_done, discard=_remove_dir_of, owner=self)
         self.export_runner = LatestRequestRunner(self._export_done, discard=_remove_dir_of, owner=self)
         self.warm_up_runner = LatestRequestRunner(self._warmed_up, owner=self)
+        self.mask_runner = LatestRequestRunner(self._mask_vectorised, discard=_remove_dir_of, owner=self)
         self.image_combo.layerChanged.connect(self._layers_changed)
         self.buildings_combo.layerChanged.connect(self._layers_changed)
         self._buildings_chosen = False
         self.buildings_combo.activated.connect(self._buildings_picked)
-        QgsProject.instance().layersAdded.connect(self._prefer_polygon_buildings)
-        self._prefer_polygon_buildings()
+        QgsProject.instance().layersAdded.connect(self._building_candidates_changed)
+        self._building_candidates_changed()
         self._layers_changed()
 
     def _buildings_picked(self, _index):
         self._buildings_chosen = True
 
-    def _prefer_polygon_buildings(self, *_):
-        """Footprint polygons are the usual building layer: the combo's first layer is often the image itself,
-        so pick a polygon layer until the user chooses one."""
+    def _building_candidates_changed(self, *_):
+        """Buildings are polygons or a single-band mask/label raster: an RGB image is never offered (vectorising
+        one made 770,551 "buildings"). Until the user chooses, a polygon layer is preferred."""
+        project_layers = QgsProject.instance().mapLayers().values()
+        self.buildings_combo.setExceptedLayerList(
+            [
+                layer
+                for layer in project_layers
+                if isinstance(layer, QgsRasterLayer) and not layer_io.is_label_raster(layer)
+            ]
+        )
         if self._buildings_chosen or isinstance(self.buildings_combo.currentLayer(), QgsVectorLayer):
             return
         for layer in QgsProject.instance().mapLayers().values():
@@ -77,7 +95,9 @@ class SynthesizeTab(QWidget):
         self.buildings_combo.setFilters(
             QgsMapLayerProxyModel.PolygonLayer | QgsMapLayerProxyModel.RasterLayer
         )
-        self.buildings_combo.setToolTip("Building footprints (polygons) or a building mask raster, any CRS.")
+        self.buildings_combo.setToolTip(
+            "Building footprints (polygons) or a single-band building mask / label raster, any CRS."
+        )
         inputs.addRow("Buildings", self.buildings_combo)
         self.crs_note = QLabel()
         self.crs_note.setObjectName("ChangenCrsNote")
@@ -147,24 +167,62 @@ class SynthesizeTab(QWidget):
         return layer
 
     def buildings_layer(self) -> QgsVectorLayer:
-        """The building polygons; a mask raster is vectorised once into a memory layer (ids = instance ids)."""
+        """The building polygons; a mask raster is vectorised once, in the background (ids = instance ids)."""
         layer = self.buildings_combo.currentLayer()
         if isinstance(layer, QgsVectorLayer):
             return layer
         if isinstance(layer, QgsRasterLayer):
-            cached = self.mask_polygons.get(layer.id())
-            if cached is not None and QgsProject.instance().mapLayer(cached.id()) is not None:
-                return cached
-            polygons = layer_io.mask_buildings_layer(layer)
-            layer_io.add_layer(polygons, above=layer)
-            self.mask_polygons[layer.id()] = polygons
-            report(
-                self.iface,
-                f"The building mask '{layer.name()}' was vectorised into {polygons.featureCount()} building "
-                f"polygons (layer '{polygons.name()}'); click those to edit.",
+            polygons_id, _ = self.mask_polygons.get(layer.id(), ("", ""))
+            polygons = QgsProject.instance().mapLayer(polygons_id)
+            if polygons is not None:
+                return polygons
+            if self._vectorising != layer.id() or not self.mask_runner.busy:
+                self.vectorise_mask(layer)
+            raise InputError(
+                f"The building mask '{layer.name()}' is being turned into polygons in the background (progress "
+                "in the note below): click again when it is done."
             )
-            return polygons
-        raise InputError("Choose a building layer: polygons, or a building mask raster.")
+        raise InputError("Choose a building layer: polygons, or a single-band building mask raster.")
+
+    def vectorise_mask(self, mask: QgsRasterLayer):
+        """Start turning `mask` into building polygons; the layer is added when the task is done."""
+        path = layer_io.raster_path(mask)
+        self._vectorising = mask.id()
+        task = self.mask_runner.submit(f"Changen: buildings from {mask.name()}", vectorise_mask_job(path))
+        task.progressChanged.connect(
+            self._mask_progress
+        )  # a bound slot: disconnected when the tab is deleted
+        self._mask_progress(0.0)
+        return task
+
+    def _mask_progress(self, value: float):
+        mask = QgsProject.instance().mapLayer(self._vectorising or "")
+        if mask is not None:
+            self.result_note.setText(
+                f"Turning the building mask '{mask.name()}' into polygons: {value:.0f} %"
+            )
+
+    def _mask_vectorised(self, outcome):
+        mask = QgsProject.instance().mapLayer(self._vectorising or "")
+        if outcome.canceled:
+            return
+        if outcome.error is not None:
+            self.result_note.setText(
+                report_error(self.iface, "Building mask", outcome.error, outcome.details)
+            )
+            return
+        result = outcome.result
+        if mask is None:  # removed from the project meanwhile
+            _remove_dir(result.folder)
+            return
+        polygons = layer_io.add_temporary_layer(layer_io.mask_buildings_layer(result, mask), above=mask)
+        self.mask_polygons[mask.id()] = (polygons.id(), result.folder)
+        text = (
+            f"The building mask '{mask.name()}' was vectorised into {result.count} building polygons (layer "
+            f"'{polygons.name()}'); click those to edit."
+        )
+        self.result_note.setText(text)
+        report(self.iface, text)
 
     def _layers_changed(self, *_):
         image, buildings = self.image_combo.currentLayer(), self.buildings_combo.currentLayer()
@@ -173,6 +231,13 @@ class SynthesizeTab(QWidget):
             return  # the combos re-emit when other layers (e.g. a preview) are added
         self._chosen_layers = chosen
         self.edits.reset()
+        if isinstance(buildings, QgsRasterLayer) and buildings.id() not in self.mask_polygons:
+            try:
+                self.vectorise_mask(buildings)
+            except InputError as error:  # not a local file: say how to get one
+                self.result_note.setText(str(error))
+        else:
+            self.mask_runner.cancel()
         if image is not None and buildings is not None:
             self.warm_up()
         notes = []
@@ -187,11 +252,17 @@ class SynthesizeTab(QWidget):
         self.edits.set_current_tab(current)
 
     def close_tools(self):
-        """Unset map tools and remove every canvas item and running task of this tab."""
+        """Unset map tools and remove every canvas item, running task and temporary preview of this tab."""
         self.edits.reset()
         self.preview_runner.cancel()
         self.export_runner.cancel()
         self.warm_up_runner.cancel()
+        self.mask_runner.cancel()
+        self.discard_preview()
+        layer_io.remove_layers([polygons_id for polygons_id, _ in self.mask_polygons.values()])
+        for _, folder in self.mask_polygons.values():
+            _remove_dir(folder)
+        self.mask_polygons = {}
 
     # ------------------------------------------------------------------------------------------- windows
     def _view_window(self, image: QgsRasterLayer) -> layer_io.PixelWindow:
@@ -336,10 +407,10 @@ class SynthesizeTab(QWidget):
             _remove_dir(self.preview_dir)
         image = self.image_combo.currentLayer()
         raster = QgsRasterLayer(result.post_path, PREVIEW_LAYER_NAME)
-        layer_io.add_layer(raster, above=image)
+        layer_io.add_temporary_layer(raster, above=image)
         outlines = layer_io.change_polygons_layer(result.polygons, result.crs_wkt, OUTLINE_LAYER_NAME)
         layer_io.style_outline(outlines, "255,0,255,255")
-        layer_io.add_layer(outlines, above=raster)
+        layer_io.add_temporary_layer(outlines, above=raster)
         self.preview_layer_ids = [raster.id(), outlines.id()]
         self.preview_dir = result.folder
 
@@ -363,7 +434,7 @@ class SynthesizeTab(QWidget):
             folder = QFileDialog.getExistingDirectory(
                 self,
                 "Export the synthetic change pair into…",
-                settings.last_export_folder or os.path.expanduser("~"),
+                settings.last_export_folder or results_folder(),
             )
             if not folder:
                 return None

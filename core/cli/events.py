@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..events.series import iterate_series, series_settings
+from ..events.series import UNLABELED_STEP, iterate_series, series_settings, unlabeled_state
 from ..events.transitions import TransitionTable, default_oem_transitions
 from ..io.labels import load_state
 from ..io.rasters import raster_grid
@@ -77,15 +77,19 @@ def run(args) -> int:
     state, grid, feature_ids = load_state(
         args.input, grid=grid, kind=args.kind, resolution=args.resolution, id_field=args.id_field
     )
+    if args.unlabeled:
+        state = unlabeled_state(state.instance)
     kwargs = {
         "remove": parse_amount(args.remove),
-        "create": 0 if args.unlabeled else args.create,
+        "create": args.create,
         "min_area": args.min_area,
         "scale_range": tuple(args.scale),
         "angle_range": tuple(args.angle),
         "min_gap": args.min_gap,
         "fill_class": args.fill_class,
     }
+    if args.unlabeled:
+        kwargs.update(UNLABELED_STEP)
     if args.transition > 0 and not args.unlabeled:
         table = TransitionTable.load(args.transition_table) if args.transition_table else None
         kwargs.update(transition=args.transition, transitions=table or default_oem_transitions())

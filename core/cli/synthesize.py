@@ -14,8 +14,7 @@ from ..errors import InputError
 from ..events.classes import PROJECT_CLASSES, SOURCE_CLASSES, class_id, load_class_map
 from ..events.series import simulate_series
 from ..io.rasters import raster_grid, read_raster, to_uint8
-from ..synthesis.compositing import UNCHANGED_MODES
-from ..synthesis.synthesize import DEFAULT_MODELS, METHODS, load_synthesis_generator, synthesize, write_result
+from ..synthesis.methods import DEFAULT_MODELS, METHODS, UNCHANGED_MODES
 from .options import add_device_argument, parse_amount
 
 
@@ -130,6 +129,12 @@ def run_buildings(args) -> int:
     grid = raster_grid(args.image)
     image = read_raster(args.image, bands=args.bands)
     state, _, _ = load_state(args.buildings, grid=grid)
+    from ..synthesis.synthesize import (
+        load_synthesis_generator,
+        synthesize,
+        write_result,
+    )  # torch: inputs are read
+
     series = simulate_series(
         state,
         args.seed,
@@ -206,6 +211,7 @@ def run_landcover(args) -> int:
         synthesize_landcover,
         write_landcover_result,
     )
+    from ..synthesis.synthesize import load_synthesis_generator
 
     if args.labels is None:
         raise InputError(

@@ -119,14 +119,23 @@ def simulate_series(
     return Series(frames, results, seed, series_settings(step_kwargs, first_step))
 
 
+UNLABELED_STEP = {"create": 0}  # S0 mode: removal is the only event (no creation, no class transition)
+
+
+def unlabeled_state(instance: np.ndarray) -> LabelState:
+    """Changen2's unlabeled (S0) mode: objects without classes (e.g. from a segmenter) as one foreground class;
+    condition = `frame.outlines()`, change label = removed objects (`series.change_between`)."""
+    instance = np.asarray(instance)
+    return LabelState((instance != 0).astype(np.uint8), instance)
+
+
 def simulate_unlabeled_series(
     instance: np.ndarray, rng: np.random.Generator | int, steps: int, remove: int | float, min_area: int = 64
 ) -> Series:
-    """Changen2's unlabeled (S0) mode: objects without classes (e.g. from a segmenter), removal as the only
-    event; condition = `frame.outlines()`, change label = removed objects (`series.change_between`)."""
-    instance = np.asarray(instance)
-    state = LabelState((instance != 0).astype(np.uint8), instance)
-    return simulate_series(state, rng, steps, remove=remove, create=0, min_area=min_area)
+    """A whole S0 series (`unlabeled_state`, `UNLABELED_STEP`)."""
+    return simulate_series(
+        unlabeled_state(instance), rng, steps, remove=remove, min_area=min_area, **UNLABELED_STEP
+    )
 
 
 def _jsonable(value):

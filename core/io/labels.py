@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
 
-from ..errors import InputError
+from ..errors import Canceled, InputError
 from ..events.classes import PROJECT_CLASSES, SOURCE_CLASSES, to_project_classes
 from ..events.state import EIGHT_CONNECTED, LabelState
 from .rasters import RasterGrid, read_mask
@@ -200,18 +201,31 @@ def polygons_to_state(
     return PolygonInstances(LabelState(semantic, instance), grid, feature_of, missing)
 
 
-def instances_to_polygons(instance: np.ndarray, grid: RasterGrid, feature_ids: dict | None = None):
-    """Vectorise an instance raster on `grid`: one (multi)polygon per instance id, with its feature id."""
+def instances_to_polygons(
+    instance: np.ndarray,
+    grid: RasterGrid,
+    feature_ids: dict | None = None,
+    progress: Callable[[float], None] | None = None,
+    is_canceled: Callable[[], bool] | None = None,
+):
+    """Vectorise an instance raster on `grid`: one (multi)polygon per instance id, with its feature id (a grid
+    without `crs_wkt` gives a CRS-less frame). `progress` (0–100) follows the instances vectorised."""
     import geopandas
     from rasterio import features
     from shapely.geometry import shape
     from shapely.ops import unary_union
 
+    total = max(int(np.unique(instance).size) - 1, 1) if progress is not None else 1
     parts: dict[int, list] = {}
-    for geometry, value in features.shapes(
-        instance, mask=instance != 0, transform=grid.transform, connectivity=8
+    for count, (geometry, value) in enumerate(
+        features.shapes(instance, mask=instance != 0, transform=grid.transform, connectivity=8)
     ):
         parts.setdefault(int(value), []).append(shape(geometry))
+        if count % 2000 == 0:
+            if is_canceled is not None and is_canceled():
+                raise Canceled()
+            if progress is not None:
+                progress(100.0 * min(len(parts) / total, 1.0))
     ids = sorted(parts)
     feature_ids = feature_ids or {}
     return geopandas.GeoDataFrame(

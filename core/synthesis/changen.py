@@ -55,8 +55,9 @@ def changen_synthesize(
     overlap: int = GENERATOR_OVERLAP,
     is_canceled: Callable[[], bool] | None = None,
     unchanged: str = "regenerate",
+    progress: Callable[[float], None] | None = None,
 ) -> np.ndarray:
-    """One generator step on an image of any size -> `(H, W, 3)` uint8.
+    """One generator step on an image of any size -> `(H, W, 3)` uint8; `progress` (0–100) after every tile.
 
     Tiles of `tile` px with `overlap` px of context are padded (mirror) to multiples of 32, run one at a time and
     centre-cropped, so peak memory depends on `tile`, not on the image. Same seed -> same output.
@@ -79,10 +80,13 @@ def changen_synthesize(
     change = semantic_t != semantic_t1
     out = image_hwc_uint8.copy() if keep else np.empty((height, width, 3), np.uint8)
     channels = generator.noise_channels
+    tiles = TileGrid(height, width, tile, overlap)
     with torch.inference_mode():
-        for tile_ in TileGrid(height, width, tile, overlap):
+        for done, tile_ in enumerate(tiles):
             if is_canceled is not None and is_canceled():
                 raise Canceled()
+            if progress is not None:
+                progress(100.0 * done / len(tiles))
             if keep and not change[window_slices(tile_.owned, KEEP_REACH, (height, width))].any():
                 continue
             rows, cols = tile_.read_slices
@@ -104,4 +108,6 @@ def changen_synthesize(
             )
             crop_rows, crop_cols = tile_.crop
             out[tile_.owned_slices] = pixels[crop_rows, crop_cols]
+    if progress is not None:
+        progress(100.0)
     return keep_unchanged(image_hwc_uint8, out, change, tile) if keep else out

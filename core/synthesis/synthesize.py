@@ -68,9 +68,11 @@ def synthesize_step(
     ground_texture: float = 0.0,
     is_canceled: Callable[[], bool] | None = None,
     unchanged: str = "regenerate",
+    progress: Callable[[float], None] | None = None,
 ) -> np.ndarray:
     """The image after one event step, by `method` (see `METHODS`). `unchanged` applies to `changen` only (the
-    baselines always keep the unchanged pixels); its default here is the paper's whole-image synthesis."""
+    baselines always keep the unchanged pixels); its default here is the paper's whole-image synthesis.
+    `progress` (0–100) follows the generator's tiles (`changen`) or sampler steps (`changen2`)."""
     if method == "copy-paste":
         return copy_paste(image, state_t, step, rng)
     if method == "inpainting":
@@ -82,7 +84,14 @@ def synthesize_step(
             raise InputError("method 'changen2' needs a generator (load_synthesis_generator('changen2'))")
         seed = int(rng.integers(2**31))
         return synthesize_building_edit(
-            generator, image, step.state.semantic, step.change.astype(bool), seed, unchanged, is_canceled
+            generator,
+            image,
+            step.state.semantic,
+            step.change.astype(bool),
+            seed,
+            unchanged,
+            is_canceled,
+            progress,
         )
     if method == "changen":
         if generator is None:
@@ -97,6 +106,7 @@ def synthesize_step(
             device,
             is_canceled=is_canceled,
             unchanged=unchanged,
+            progress=progress,
         )
     raise InputError(f"Unknown synthesis method '{method}': use one of {', '.join(METHODS)}.")
 
@@ -148,6 +158,7 @@ def synthesize(
     images, masks, changes = [pixels], [state.semantic.copy()], []
     timings = []
     current_state = state
+    steps = max(len(series.steps), 1)
     for t, step in enumerate(series.steps):
         if is_canceled is not None and is_canceled():
             raise Canceled()
@@ -162,6 +173,9 @@ def synthesize(
             torch_device,
             is_canceled=is_canceled,
             unchanged=unchanged,
+            progress=None
+            if progress is None
+            else lambda value, t=t: progress(100.0 * (t + value / 100) / steps),
         )
         following[invalid] = images[0][invalid]
         timings.append(round(time.perf_counter() - started, 3))
@@ -170,7 +184,7 @@ def synthesize(
         changes.append(step.change.astype(np.uint8))
         current_state = step.state
         if progress is not None:
-            progress(100.0 * (t + 1) / max(len(series.steps), 1))
+            progress(100.0 * (t + 1) / steps)
     log = {
         "method": method,
         "unchanged": unchanged if method in DEFAULT_MODELS else "keep",
