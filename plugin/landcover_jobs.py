@@ -12,7 +12,8 @@ from typing import Any
 
 from ..core.errors import Canceled, InputError
 from .generators import cached_generator
-from .synthesis_jobs import _image_bands, _safe_name
+from .results import StagedFolder
+from .synthesis_jobs import _image_bands
 
 
 @dataclass
@@ -131,24 +132,13 @@ def landcover_preview_job(request: LandcoverRequest) -> Callable:
 
 def landcover_export_job(request: LandcoverRequest, parent: str, source_name: str) -> Callable:
     """A job writing the georeferenced pair or series (core's `write_landcover_result`, with the GIF for T > 1)
-    into a staging folder inside `parent`, renamed into place at the end; a canceled or failed export leaves
-    nothing behind."""
+    into a new folder inside `parent` (`results.StagedFolder`: complete or not at all)."""
 
     def job(progress, is_canceled) -> LandcoverOutput:
-        if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
-            raise InputError(f"Cannot write into '{parent}': choose an existing folder you can write to.")
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        final = os.path.join(parent, f"changen_landcover_{_safe_name(source_name)}_{stamp}")
-        staging = tempfile.mkdtemp(prefix=".changen-landcover-", dir=parent)
-        try:
-            output = write_landcover(request, staging, progress, is_canceled)
+        with StagedFolder(parent, f"changen_landcover_{source_name}") as staged:
+            output = write_landcover(request, staged.path, progress, is_canceled)
             if is_canceled():
                 raise Canceled()
-            os.chmod(staging, 0o755)
-            os.rename(staging, final)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        return replace(output, folder=final)
+        return replace(output, folder=staged.final)
 
     return job

@@ -267,13 +267,15 @@ def temporary_name(name: str) -> str:
     return f"{name} (temporary)"
 
 
-def add_temporary_layer(layer: QgsMapLayer, above: QgsMapLayer | None = None):
+def add_temporary_layer(
+    layer: QgsMapLayer, above: QgsMapLayer | None = None, group: QgsLayerTreeGroup | None = None
+):
     """Add a layer whose data lives in the system's temporary folder and is removed when Changen unloads: its name
     says "(temporary)" and it carries the custom property `TEMPORARY_PROPERTY`, so a saved project shows what
     will not last."""
     layer.setName(temporary_name(layer.name()))
     layer.setCustomProperty(TEMPORARY_PROPERTY, True)
-    return add_layer(layer, above=above)
+    return add_layer(layer, group=group, above=above)
 
 
 def add_export_layers(export, name: str) -> QgsLayerTreeGroup:

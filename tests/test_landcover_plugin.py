@@ -176,7 +176,7 @@ def test_preview_task_adds_the_post_image_and_from_to_map_in_a_group(landcover, 
     wait_until(lambda: not tab.preview_runner.busy)
     assert tab.preview_layer_ids, tab.note.text()
     layers = [QgsProject.instance().mapLayer(layer_id) for layer_id in tab.preview_layer_ids]
-    assert [layer.name() for layer in layers] == ["from→to t0→t1", "image t1"]
+    assert [layer.name() for layer in layers] == ["from→to t0→t1 (temporary)", "image t1 (temporary)"]
     assert tab.preview_group.name() == "Changen land-cover preview: dubai image"
     assert isinstance(layers[0].renderer(), QgsPalettedRasterRenderer)
     assert [item.label for item in layers[0].renderer().classes()] == ["building → bareland"]

@@ -5,7 +5,6 @@ import math
 import os
 
 from qgis.core import (
-    Qgis,
     QgsCoordinateTransform,
     QgsMapLayerProxyModel,
     QgsProject,
@@ -30,27 +29,17 @@ from ..core.events.transitions import ClassChange
 from ..plugin import layers as layer_io
 from ..plugin.landcover_jobs import LandcoverRequest, landcover_export_job, landcover_preview_job
 from ..plugin.region_tool import RegionPickTool
+from ..plugin.results import results_folder
 from ..plugin.settings import load_settings, save_settings
 from ..plugin.tasks import LatestRequestRunner
 from .messages import report, report_error
 from .synthesize_tab import _remove_dir, _remove_dir_of
 from .widgets import RunControls, button, double_spin, row, spin
 
-INTEGER_TYPES = (Qgis.Byte, Qgis.UInt16, Qgis.Int16, Qgis.UInt32, Qgis.Int32)
 MAPPING_HINT = (
     "In the Land cover tab choose the raster's class scheme, or a class mapping JSON file "
     '({"raster value": "project class"}).'
 )
-
-
-def is_class_raster(layer) -> bool:
-    """A single-band integer raster: what a classified land-cover map is."""
-    return (
-        isinstance(layer, QgsRasterLayer)
-        and layer.isValid()
-        and layer.bandCount() == 1
-        and layer.dataProvider().dataType(1) in INTEGER_TYPES
-    )
 
 
 def _class_combo(name: str) -> QComboBox:
@@ -182,12 +171,14 @@ class LandcoverTab(QWidget):
     def _offer_class_rasters(self, *_):
         """Only single-band integer rasters in the Land cover combo."""
         layers = QgsProject.instance().mapLayers().values()
-        self.classes_combo.setExceptedLayerList([layer for layer in layers if not is_class_raster(layer)])
+        self.classes_combo.setExceptedLayerList(
+            [layer for layer in layers if not layer_io.is_label_raster(layer)]
+        )
 
     # ------------------------------------------------------------------------------------------- changes
     def classes_layer(self) -> QgsRasterLayer:
         layer = self.classes_combo.currentLayer()
-        if not is_class_raster(layer):
+        if not layer_io.is_label_raster(layer):
             raise InputError(
                 "Choose the land-cover raster (a single-band classified raster) in the Land cover tab."
             )
@@ -266,11 +257,12 @@ class LandcoverTab(QWidget):
             self.pick_button.setChecked(False)
 
     def close_tools(self):
-        """Unset the map tool, remove the picks' markers, cancel running tasks."""
+        """Unset the map tool, remove the picks' markers, cancel running tasks, remove the temporary preview."""
         self.pick_button.setChecked(False)
         self.clear_changes()
         self.preview_runner.cancel()
         self.export_runner.cancel()
+        self.discard_preview()
 
     # ------------------------------------------------------------------------------------------- requests
     def build_request(self) -> LandcoverRequest:
@@ -321,7 +313,7 @@ class LandcoverTab(QWidget):
         self.discard_preview()
         result = outcome.result
         group = layer_io.result_group(f"Changen land-cover preview: {self._preview_name}")
-        self.preview_layer_ids = [layer.id() for layer in _add_result_layers(result, group, series=False)]
+        self.preview_layer_ids = [layer.id() for layer in _add_result_layers(result, group, temporary=True)]
         self.preview_group = group
         self.preview_dir = result.folder
         self.note.setText(_summary("Preview", result))
@@ -348,7 +340,7 @@ class LandcoverTab(QWidget):
             folder = QFileDialog.getExistingDirectory(
                 self,
                 "Export the land-cover change into…",
-                settings.last_export_folder or os.path.expanduser("~"),
+                settings.last_export_folder or results_folder(),
             )
             if not folder:
                 return None
@@ -372,7 +364,7 @@ class LandcoverTab(QWidget):
             return
         result = outcome.result
         group = layer_io.result_group(f"Changen land-cover export: {os.path.basename(result.folder)}")
-        _add_result_layers(result, group, series=True)
+        _add_result_layers(result, group, temporary=False)
         summary = _summary("Exported", result) + f" Files in {result.folder}"
         if result.steps > 1:
             summary += " (animation.gif shows the series)."
@@ -381,23 +373,25 @@ class LandcoverTab(QWidget):
 
 
 # ----------------------------------------------------------------------------------------------- helpers
-def _add_result_layers(result, group, series: bool) -> list:
-    """The from→to map and the post-event image (with `series`, also every date's image and class map, hidden)."""
-    from_to = layer_io.add_layer(QgsRasterLayer(result.from_to, f"from→to t0→t{result.steps}"), group=group)
+def _add_result_layers(result, group, temporary: bool) -> list:
+    """The from→to map and the post-event image, as temporary layers of a preview; an export also loads every
+    date's image and class map (hidden)."""
+    from_to = QgsRasterLayer(result.from_to, f"from→to t0→t{result.steps}")
     layer_io.style_from_qml(from_to)
-    layers = [from_to]
-    dates = range(result.steps, -1, -1) if series else [result.steps]
+    post = QgsRasterLayer(result.post_image, f"image t{result.steps}")
+    if temporary:
+        return [layer_io.add_temporary_layer(layer, group=group) for layer in (from_to, post)]
+    layers = [layer_io.add_layer(from_to, group=group)]
+    dates = range(result.steps, -1, -1)
     for t in dates:
-        image = layer_io.add_layer(QgsRasterLayer(result.path(f"image_t{t}.tif"), f"image t{t}"), group=group)
+        image = post if t == result.steps else QgsRasterLayer(result.path(f"image_t{t}.tif"), f"image t{t}")
+        layers.append(layer_io.add_layer(image, group=group))
         group.findLayer(image.id()).setItemVisibilityChecked(t == result.steps)
-        layers.append(image)
-    if series:
-        for t in dates:
-            classes = QgsRasterLayer(result.path(f"mask_t{t}.tif"), f"classes t{t}")
-            layer_io.add_layer(classes, group=group)
-            layer_io.style_from_qml(classes)
-            group.findLayer(classes.id()).setItemVisibilityChecked(False)
-            layers.append(classes)
+    for t in dates:
+        classes = QgsRasterLayer(result.path(f"mask_t{t}.tif"), f"classes t{t}")
+        layer_io.style_from_qml(classes)
+        layers.append(layer_io.add_layer(classes, group=group))
+        group.findLayer(classes.id()).setItemVisibilityChecked(False)
     return layers
 
 
