@@ -240,3 +240,15 @@ def test_unknown_class_values_ask_for_the_mapping(landcover, tmp_path):
     assert not tab.preview_layer_ids
     tab.clear_changes()
     assert tab.preview() is None  # nothing to change: said before any task starts
+
+
+def test_a_canceled_export_leaves_nothing(landcover, tmp_path):
+    image, classes, tab = landcover
+    _rule(tab, "building", "bareland")
+    tab.steps.setValue(3)
+    parent = tmp_path / "exports"
+    task = tab.export(str(parent))
+    task.progressChanged.connect(lambda _: tab.export_runner.cancel())  # once the drawing has started
+    wait_until(lambda: not tab.export_runner.busy)
+    assert tab.note.text() == "Export canceled: nothing was written."
+    assert not parent.exists() or list(parent.iterdir()) == []
