@@ -207,6 +207,11 @@ def test_a_click_picks_the_region_under_it(landcover, dubai_crop, qgis_iface):  
     assert tab.changes == [] and tab.change_list.count() == 0 and tab.markers == []
     tab.pick_region(QgsPointXY(x + 1000, y))  # off the raster: said, nothing added
     assert tab.changes == []
+    tab.pick_region(QgsPointXY(x, y))
+    QgsProject.instance().addMapLayer(QgsRasterLayer(str(dubai_crop[0]), "another image"))
+    assert len(tab.changes) == 1  # other layers leave the picks alone
+    tab.classes_combo.setLayer(None)
+    assert tab.changes == [] and tab.markers == []  # another land-cover raster starts over
 
 
 def test_export_writes_the_georeferenced_series_with_its_animation(landcover, dubai_crop, tmp_path):  # noqa: F811

@@ -70,6 +70,8 @@ class LandcoverTab(QWidget):
         self.canvas.mapToolSet.connect(self._tool_replaced)
         self.preview_runner = LatestRequestRunner(self._preview_done, discard=_remove_dir_of, owner=self)
         self.export_runner = LatestRequestRunner(self._export_done, discard=_remove_dir_of, owner=self)
+        self._classes_id = None
+        self.classes_combo.layerChanged.connect(self._classes_changed)
         project = QgsProject.instance()
         project.layersAdded.connect(self._offer_class_rasters)
         project.layersRemoved.connect(self._offer_class_rasters)
@@ -175,6 +177,14 @@ class LandcoverTab(QWidget):
             [layer for layer in layers if not layer_io.is_label_raster(layer)]
         )
 
+    def _classes_changed(self, layer):
+        """Picks are pixels of one raster: another land-cover raster starts over (the combo also re-emits its
+        layer when other layers are added, e.g. a preview)."""
+        chosen = layer.id() if layer is not None else None
+        if chosen != self._classes_id:
+            self._classes_id = chosen
+            self.clear_changes()
+
     # ------------------------------------------------------------------------------------------- changes
     def classes_layer(self) -> QgsRasterLayer:
         layer = self.classes_combo.currentLayer()
@@ -207,11 +217,7 @@ class LandcoverTab(QWidget):
             )
             point = to_layer.transform(map_point)
             frame = layer_io.PixelFrame(layer, layer_io.PixelWindow(0, 0, layer.width(), layer.height()))
-            row_f, col_f = frame.row_col(point)
-            row_i, col_i = (
-                math.floor(row_f + 0.5),
-                math.floor(col_f + 0.5),
-            )  # row_col puts pixel centres at .0
+            row_i, col_i = (math.floor(value + 0.5) for value in frame.row_col(point))  # centres at .0
             if not (0 <= row_i < layer.height() and 0 <= col_i < layer.width()):
                 raise InputError(
                     f"The click lies outside '{layer.name()}': click a region on the land-cover raster."
