@@ -13,7 +13,7 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from ..core.events.classes import LANDCOVER_SOURCES
+from ..core.events.classes import CLASS_SCHEMES
 from .algorithms import ChangenAlgorithm, load_raster_on_completion, progress_callbacks
 
 MAPPING_HINT = "Set 'Class scheme of the land-cover raster', or give a class mapping JSON file."
@@ -51,7 +51,7 @@ class SynthesizeLandcoverChange(ChangenAlgorithm):
             QgsProcessingParameterEnum(
                 "SOURCE",
                 "Class scheme of the land-cover raster",
-                options=list(LANDCOVER_SOURCES),
+                options=list(CLASS_SCHEMES),
                 defaultValue=0,
             )
         )
@@ -124,7 +124,7 @@ class SynthesizeLandcoverChange(ChangenAlgorithm):
         mapping = (
             load_class_map(class_map)
             if class_map
-            else LANDCOVER_SOURCES[self.parameterAsEnum(parameters, "SOURCE", context)]
+            else CLASS_SCHEMES[self.parameterAsEnum(parameters, "SOURCE", context)]
         )
         rules = self.parameterAsString(parameters, "CHANGE_CLASS", context)
         steps = self.parameterAsInt(parameters, "STEPS", context)

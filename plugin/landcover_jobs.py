@@ -13,7 +13,7 @@ from typing import Any
 from ..core.errors import Canceled, InputError
 from .generators import cached_generator
 from .results import StagedFolder
-from .synthesis_jobs import _image_bands
+from .synthesis_jobs import image_bands
 
 
 @dataclass
@@ -59,7 +59,7 @@ def run_landcover(request: LandcoverRequest, progress=None, is_canceled=None):
             seed=request.seed,
         )
         parameters.check()
-        image = read_raster(request.image_path, bands=_image_bands(request.image_path))
+        image = read_raster(request.image_path, bands=image_bands(request.image_path))
         pixels = to_uint8(image.array, valid=image.valid)
     except InputError as error:
         raise InputError(f"{error} {request.inputs_hint}".strip()) from None

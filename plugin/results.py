@@ -74,3 +74,14 @@ class StagedFolder:
 
 def _safe_name(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[:60] or "result"
+
+
+def remove_folder(folder: str) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def remove_result_folder(result) -> None:
+    """Drops the folder of a result nobody will show (a superseded or discarded preview/export)."""
+    folder = getattr(result, "folder", None)
+    if folder:
+        remove_folder(folder)

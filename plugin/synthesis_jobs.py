@@ -66,7 +66,7 @@ class SimulatedEdits:
     notes: list[str]
 
 
-def _image_bands(path: str) -> list[int]:
+def image_bands(path: str) -> list[int]:
     import rasterio
 
     with rasterio.open(path) as dataset:
@@ -99,7 +99,7 @@ def simulate_edits(request: SynthesisRequest) -> SimulatedEdits:
     from ..core.io.rasters import read_raster
     from ..core.synthesis.methods import limit_to_method
 
-    image = read_raster(request.image_path, bands=_image_bands(request.image_path), window=request.window)
+    image = read_raster(request.image_path, bands=image_bands(request.image_path), window=request.window)
     located = polygons_to_state(request.buildings, image.grid, id_field="fid")
     notes, remove_ids = [], []
     for fid in request.remove_fids:

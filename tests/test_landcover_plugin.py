@@ -13,7 +13,7 @@ from qgis_process_runner import run_algorithm
 from test_landcover import dubai_crop  # noqa: F401 (a fixture)
 from test_processing import RecordingFeedback, provider, qgis_process_with_plugin  # noqa: F401 (fixtures)
 
-from core.events.classes import LANDCOVER_SOURCES, PROJECT_CLASSES
+from core.events.classes import CLASS_SCHEMES, PROJECT_CLASSES
 from core.synthesis.landcover import FROM_TO_BASE, landcover_outputs
 
 BUILDING, BARELAND = PROJECT_CLASSES.index("building"), PROJECT_CLASSES.index("bareland")
@@ -29,7 +29,7 @@ def _parameters(dubai_crop, out, **extra):  # noqa: F811 (the fixture's value)
     return {
         "INPUT": str(image_path),
         "LANDCOVER": str(labels_path),
-        "SOURCE": LANDCOVER_SOURCES.index("dubai_mbrsc"),
+        "SOURCE": CLASS_SCHEMES.index("dubai_mbrsc"),
         "CHANGE_CLASS": "building:bareland",
         "TRANSITION": 0.0,
         "STEPS": 1,

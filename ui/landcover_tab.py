@@ -24,16 +24,15 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from ..core.errors import InputError
-from ..core.events.classes import LANDCOVER_SOURCES, PROJECT_CLASSES, SOURCE_CLASSES, load_class_map
+from ..core.events.classes import CLASS_SCHEMES, PROJECT_CLASSES, SOURCE_CLASSES, load_class_map
 from ..core.events.transitions import ClassChange
 from ..plugin import layers as layer_io
 from ..plugin.landcover_jobs import LandcoverRequest, landcover_export_job, landcover_preview_job
 from ..plugin.region_tool import RegionPickTool
-from ..plugin.results import results_folder
+from ..plugin.results import remove_folder, remove_result_folder, results_folder
 from ..plugin.settings import load_settings, save_settings
 from ..plugin.tasks import LatestRequestRunner
 from .messages import report, report_error
-from .synthesize_tab import _remove_dir, _remove_dir_of
 from .widgets import RunControls, button, double_spin, row, spin
 
 MAPPING_HINT = (
@@ -68,8 +67,10 @@ class LandcoverTab(QWidget):
         self.tool.undo.connect(self.undo_change)
         self.pick_button.toggled.connect(self._pick_toggled)
         self.canvas.mapToolSet.connect(self._tool_replaced)
-        self.preview_runner = LatestRequestRunner(self._preview_done, discard=_remove_dir_of, owner=self)
-        self.export_runner = LatestRequestRunner(self._export_done, discard=_remove_dir_of, owner=self)
+        self.preview_runner = LatestRequestRunner(
+            self._preview_done, discard=remove_result_folder, owner=self
+        )
+        self.export_runner = LatestRequestRunner(self._export_done, discard=remove_result_folder, owner=self)
         self._classes_id = None
         self.classes_combo.layerChanged.connect(self._classes_changed)
         project = QgsProject.instance()
@@ -92,7 +93,7 @@ class LandcoverTab(QWidget):
         form.addRow("Land cover", self.classes_combo)
         self.source = QComboBox()
         self.source.setObjectName("ChangenLandcoverSource")
-        self.source.addItems(LANDCOVER_SOURCES)
+        self.source.addItems(CLASS_SCHEMES)
         self.source.setToolTip(
             "How the raster's values map onto the project classes (project: they are ids 0..8)."
         )
@@ -331,7 +332,7 @@ class LandcoverTab(QWidget):
         if group is not None and not sip.isdeleted(group) and group.parent() is not None:
             group.parent().removeChildNode(group)
         if self.preview_dir is not None:
-            _remove_dir(self.preview_dir)
+            remove_folder(self.preview_dir)
             self.preview_dir = None
 
     # ------------------------------------------------------------------------------------------- export

@@ -11,7 +11,7 @@ from ..core.errors import InputError
 from ..plugin import layers as layer_io
 from ..plugin.generators import generator_is_cached, warm_up_job
 from ..plugin.map_tools import Placement
-from ..plugin.results import results_folder
+from ..plugin.results import remove_folder, remove_result_folder, results_folder
 from ..plugin.settings import load_settings, save_settings
 from ..plugin.synthesis_jobs import (
     PlacementSpec,
@@ -49,10 +49,14 @@ class SynthesizeTab(QWidget):
         self._started = 0.0
         self._chosen_layers = None
         self._build()
-        self.preview_runner = LatestRequestRunner(self._preview_done, discard=_remove_dir_of, owner=self)
-        self.export_runner = LatestRequestRunner(self._export_done, discard=_remove_dir_of, owner=self)
+        self.preview_runner = LatestRequestRunner(
+            self._preview_done, discard=remove_result_folder, owner=self
+        )
+        self.export_runner = LatestRequestRunner(self._export_done, discard=remove_result_folder, owner=self)
         self.warm_up_runner = LatestRequestRunner(self._warmed_up, owner=self)
-        self.mask_runner = LatestRequestRunner(self._mask_vectorised, discard=_remove_dir_of, owner=self)
+        self.mask_runner = LatestRequestRunner(
+            self._mask_vectorised, discard=remove_result_folder, owner=self
+        )
         self.image_combo.layerChanged.connect(self._layers_changed)
         self.buildings_combo.layerChanged.connect(self._layers_changed)
         self._buildings_chosen = False
@@ -213,7 +217,7 @@ class SynthesizeTab(QWidget):
             return
         result = outcome.result
         if mask is None:  # removed from the project meanwhile
-            _remove_dir(result.folder)
+            remove_folder(result.folder)
             return
         polygons = layer_io.add_temporary_layer(layer_io.mask_buildings_layer(result, mask), above=mask)
         self.mask_polygons[mask.id()] = (polygons.id(), result.folder)
@@ -261,7 +265,7 @@ class SynthesizeTab(QWidget):
         self.discard_preview()
         layer_io.remove_layers([polygons_id for polygons_id, _ in self.mask_polygons.values()])
         for _, folder in self.mask_polygons.values():
-            _remove_dir(folder)
+            remove_folder(folder)
         self.mask_polygons = {}
 
     # ------------------------------------------------------------------------------------------- windows
@@ -404,7 +408,7 @@ class SynthesizeTab(QWidget):
     def _replace_preview(self, result):
         layer_io.remove_layers(self.preview_layer_ids)
         if self.preview_dir is not None:
-            _remove_dir(self.preview_dir)
+            remove_folder(self.preview_dir)
         image = self.image_combo.currentLayer()
         raster = QgsRasterLayer(result.post_path, PREVIEW_LAYER_NAME)
         layer_io.add_temporary_layer(raster, above=image)
@@ -418,7 +422,7 @@ class SynthesizeTab(QWidget):
         layer_io.remove_layers(self.preview_layer_ids)
         self.preview_layer_ids = []
         if self.preview_dir is not None:
-            _remove_dir(self.preview_dir)
+            remove_folder(self.preview_dir)
             self.preview_dir = None
 
     # ------------------------------------------------------------------------------------------- export
@@ -462,16 +466,3 @@ class SynthesizeTab(QWidget):
             f"{result.folder}.",
         )
         self.result_note.setText(f"Exported to {result.folder}")
-
-
-# ----------------------------------------------------------------------------------------------- helpers
-def _remove_dir(folder: str) -> None:
-    import shutil
-
-    shutil.rmtree(folder, ignore_errors=True)
-
-
-def _remove_dir_of(result) -> None:
-    folder = getattr(result, "folder", None)
-    if folder:
-        _remove_dir(folder)

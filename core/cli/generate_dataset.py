@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..data.dataset import find_sources, generate
 from ..data.recipes import Settings, setting_options
-from ..data.sampling import LANDCOVER_SOURCES, SPLITS
+from ..data.sampling import LANDCOVER_TRAINING_SETS, SPLITS
 from ..errors import InputError
 from ..synthesis.synthesize import DEFAULT_GENERATOR, DEFAULT_MODELS, load_synthesis_generator
 from .options import add_device_argument
@@ -84,8 +84,8 @@ def add_arguments(parser) -> None:
     landcover.add_argument(
         "--maps",
         action="append",
-        choices=LANDCOVER_SOURCES,
-        help=f"land-cover sets to draw from (repeat; default all: {', '.join(LANDCOVER_SOURCES)})",
+        choices=LANDCOVER_TRAINING_SETS,
+        help=f"land-cover sets to draw from (repeat; default all: {', '.join(LANDCOVER_TRAINING_SETS)})",
     )
     landcover.add_argument(
         "--split", choices=SPLITS, default="train", help="train: never a map the RS-DiT held out"
@@ -157,7 +157,7 @@ def run_landcover(args) -> int:
     from ..synthesis.synthesize import load_synthesis_generator
 
     root = Path(args.data) if args.data else shared_data_dir()
-    sources = tuple(dict.fromkeys(args.maps or LANDCOVER_SOURCES))
+    sources = tuple(dict.fromkeys(args.maps or LANDCOVER_TRAINING_SETS))
     check_folders_apart([root / "landcover" / source for source in sources], args.out)
     low, high = args.transition
     if not 0.0 <= low <= high <= 1.0 or args.min_region < 0:

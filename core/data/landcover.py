@@ -26,7 +26,7 @@ from ..io.images import read_rgb
 from ..synthesis.landcover import LandcoverParameters, simulate_landcover, synthesize_landcover
 from .dataset import generate_pairs
 from .pairs import pair_folder, write_pair
-from .sampling import LANDCOVER_SOURCES, SPLITS, is_held_out
+from .sampling import LANDCOVER_TRAINING_SETS, SPLITS, is_held_out
 
 LANDCOVER_PAIR_FILES = ("t1.png", "t2.png", "S_t1.png", "S_t2.png", "change.png", "fromto.png", "meta.json")
 CROP_TRIES = 8
@@ -51,7 +51,9 @@ class LandcoverSettings:
     split: str = "train"
 
 
-def find_landcover_maps(root: Path, sources=LANDCOVER_SOURCES, split: str = "train") -> list[LandcoverMap]:
+def find_landcover_maps(
+    root: Path, sources=LANDCOVER_TRAINING_SETS, split: str = "train"
+) -> list[LandcoverMap]:
     """The maps of `sources` under `root` in `split` ("train" or "held-out"), sorted for reproducibility."""
     if split not in SPLITS:
         raise InputError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")

@@ -12,7 +12,11 @@ Item = TypeVar("Item")
 
 HOLDOUT_EVERY = 10  # one image in ten (by `stable_bucket` of its path below the data root) is held out
 SPLITS = ("train", "held-out")
-LANDCOVER_SOURCES = ("dubai_mbrsc", "loveda", "potsdam")  # RGB land-cover sets (Vaihingen is near-infrared)
+LANDCOVER_TRAINING_SETS = (
+    "dubai_mbrsc",
+    "loveda",
+    "potsdam",
+)  # RGB land-cover sets (Vaihingen is near-infrared)
 
 
 def stable_bucket(name: str, buckets: int) -> int:

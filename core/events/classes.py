@@ -56,8 +56,8 @@ SOURCE_CLASSES = {
 SOURCE_CLASSES["vaihingen"] = SOURCE_CLASSES["potsdam"]
 SOURCE_CLASSES["project"] = dict(enumerate(PROJECT_CLASSES))  # already project ids (e.g. our own outputs)
 # The order the plugin offers the sources in (Processing passes an index): new sources go last.
-LANDCOVER_SOURCES = ("project", "dubai_mbrsc", "loveda", "potsdam", "vaihingen", "buildings")
-assert set(LANDCOVER_SOURCES) == set(SOURCE_CLASSES), "every source is offered once"
+CLASS_SCHEMES = ("project", "dubai_mbrsc", "loveda", "potsdam", "vaihingen", "buildings")
+assert set(CLASS_SCHEMES) == set(SOURCE_CLASSES), "every source is offered once"
 
 # OpenEarthMap's class colours (RGB), for class maps and previews; unlabeled is black.
 PROJECT_COLOURS = (
