@@ -117,7 +117,10 @@ def test_not_an_rsdit_checkpoint_is_refused(tmp_path):
 
 
 def test_matches_torchange_network():
-    """Same weights, same inputs → torchange's RSDiT output within 1e-5 (measured: at most 3.4e-6).
+    """Same weights, same inputs → torchange's RSDiT output, max abs difference ≤ 1e-5 × the output's max abs
+    value. Measured: 3.4e-6 absolute on the AMD EPYC that made the fixture, 1.7e-5 on an Intel Xeon with AMX
+    (outputs up to 4.7: the CPUs' fp32 kernels sum in another order), i.e. ≤ 3.6e-6 relative; a wrong block is off
+    by O(1).
 
     Fixture tests/data/rsdit_reference_tiny.safetensors, produced outside the repository (no torchange code is
     committed): torchange from `fetch github:Z-Zheng/pytorch-change-models` (commit 45434c7, "Merge pull request
@@ -163,7 +166,8 @@ def test_matches_torchange_network():
             with torch.no_grad():
                 output = model(inputs["x"], inputs["t"], inputs["labels"].float())
             assert output.shape == inputs["out"].shape
-            assert (output - inputs["out"]).abs().max().item() <= 1e-5, (name, case)
+            error = (output - inputs["out"]).abs().max().item()
+            assert error <= 1e-5 * inputs["out"].abs().max().item(), (name, case, error)
 
 
 @pytest.mark.parametrize("latent_size", [32, 64])  # 256² and 512² images in an 8× VAE latent

@@ -39,6 +39,12 @@ def cli(*args, env=None, timeout=300):
     )
 
 
+def _interruptible():
+    """A terminal's Ctrl-C reaches the command even when the tests run as a background job (whose shell set
+    SIGINT to ignored, which Python's children inherit)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(*args, env=None):
     return subprocess.Popen(
         [sys.executable, "-m", "core", *map(str, args)],
@@ -47,6 +53,7 @@ def start(*args, env=None):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_interruptible,
     )
 
 
