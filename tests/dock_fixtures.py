@@ -29,7 +29,7 @@ def dock(qgis_iface, qgis_new_project):
     yield widget
     widget.close_tools()
     tab = widget.synthesize_tab
-    runners = (tab.preview_runner, tab.export_runner, tab.warm_up_runner, tab.mask_runner)
+    runners = (tab.preview_runner, tab.export_runner, tab.warm_up_runner, tab.masks.runner)
     wait_until(lambda: not any(runner.busy for runner in runners))
     widget.deleteLater()
 

@@ -137,10 +137,10 @@ def test_a_building_mask_raster_becomes_clickable_polygons(shared_data, qgis_ifa
     tab = dock.synthesize_tab
     tab.image_combo.setLayer(image_layer)
     tab.buildings_combo.setLayer(mask_layer)
-    assert tab.mask_runner.busy  # vectorising runs in a task, not on the main thread (issue 16, item 9)
+    assert tab.masks.runner.busy  # vectorising runs in a task, not on the main thread (issue 16, item 9)
     with pytest.raises(InputError, match="click again when it is done"):
         tab.buildings_layer()
-    wait_until(lambda: not tab.mask_runner.busy)
+    wait_until(lambda: not tab.masks.runner.busy)
     polygons = tab.buildings_layer()
     assert polygons.featureCount() == 2
     assert polygons.crs() == image_layer.crs()

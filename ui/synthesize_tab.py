@@ -18,9 +18,9 @@ from ..plugin.synthesis_jobs import (
     SynthesisRequest,
     export_job,
     preview_job,
-    vectorise_mask_job,
 )
 from ..plugin.tasks import LatestRequestRunner
+from .building_masks import BuildingMasks
 from .edit_panel import EditPanel, copy_outline, unplaced_shape
 from .messages import log, report, report_error
 from .pair_notes import overlap_note, view_note
@@ -42,9 +42,6 @@ class SynthesizeTab(QWidget):
         self.canvas = iface.mapCanvas()
         self.preview_layer_ids: list[str] = []
         self.preview_dir: str | None = None
-        # mask layer id -> (the id of its building polygons layer, their temporary folder)
-        self.mask_polygons: dict[str, tuple[str, str]] = {}
-        self._vectorising: str | None = None  # the mask layer id of the running vectorisation
         self.last_preview_seconds: float | None = None
         self._started = 0.0
         self._chosen_layers = None
@@ -54,9 +51,7 @@ class SynthesizeTab(QWidget):
         )
         self.export_runner = LatestRequestRunner(self._export_done, discard=remove_result_folder, owner=self)
         self.warm_up_runner = LatestRequestRunner(self._warmed_up, owner=self)
-        self.mask_runner = LatestRequestRunner(
-            self._mask_vectorised, discard=remove_result_folder, owner=self
-        )
+        self.masks = BuildingMasks(iface, self.result_note.setText, self)
         self.image_combo.layerChanged.connect(self._layers_changed)
         self.buildings_combo.layerChanged.connect(self._layers_changed)
         self._buildings_chosen = False
@@ -176,57 +171,14 @@ class SynthesizeTab(QWidget):
         if isinstance(layer, QgsVectorLayer):
             return layer
         if isinstance(layer, QgsRasterLayer):
-            polygons_id, _ = self.mask_polygons.get(layer.id(), ("", ""))
-            polygons = QgsProject.instance().mapLayer(polygons_id)
+            polygons = self.masks.polygons_of(layer)
             if polygons is not None:
                 return polygons
-            if self._vectorising != layer.id() or not self.mask_runner.busy:
-                self.vectorise_mask(layer)
             raise InputError(
                 f"The building mask '{layer.name()}' is being turned into polygons in the background (progress "
                 "in the note below): click again when it is done."
             )
         raise InputError("Choose a building layer: polygons, or a single-band building mask raster.")
-
-    def vectorise_mask(self, mask: QgsRasterLayer):
-        """Start turning `mask` into building polygons; the layer is added when the task is done."""
-        path = layer_io.raster_path(mask)
-        self._vectorising = mask.id()
-        task = self.mask_runner.submit(f"Changen: buildings from {mask.name()}", vectorise_mask_job(path))
-        task.progressChanged.connect(
-            self._mask_progress
-        )  # a bound slot: disconnected when the tab is deleted
-        self._mask_progress(0.0)
-        return task
-
-    def _mask_progress(self, value: float):
-        mask = QgsProject.instance().mapLayer(self._vectorising or "")
-        if mask is not None:
-            self.result_note.setText(
-                f"Turning the building mask '{mask.name()}' into polygons: {value:.0f} %"
-            )
-
-    def _mask_vectorised(self, outcome):
-        mask = QgsProject.instance().mapLayer(self._vectorising or "")
-        if outcome.canceled:
-            return
-        if outcome.error is not None:
-            self.result_note.setText(
-                report_error(self.iface, "Building mask", outcome.error, outcome.details)
-            )
-            return
-        result = outcome.result
-        if mask is None:  # removed from the project meanwhile
-            remove_folder(result.folder)
-            return
-        polygons = layer_io.add_temporary_layer(layer_io.mask_buildings_layer(result, mask), above=mask)
-        self.mask_polygons[mask.id()] = (polygons.id(), result.folder)
-        text = (
-            f"The building mask '{mask.name()}' was vectorised into {result.count} building polygons (layer "
-            f"'{polygons.name()}'); click those to edit."
-        )
-        self.result_note.setText(text)
-        report(self.iface, text)
 
     def _layers_changed(self, *_):
         image, buildings = self.image_combo.currentLayer(), self.buildings_combo.currentLayer()
@@ -235,13 +187,13 @@ class SynthesizeTab(QWidget):
             return  # the combos re-emit when other layers (e.g. a preview) are added
         self._chosen_layers = chosen
         self.edits.reset()
-        if isinstance(buildings, QgsRasterLayer) and buildings.id() not in self.mask_polygons:
+        if isinstance(buildings, QgsRasterLayer) and buildings.id() not in self.masks.polygons:
             try:
-                self.vectorise_mask(buildings)
+                self.masks.vectorise(buildings)
             except InputError as error:  # not a local file: say how to get one
                 self.result_note.setText(str(error))
         else:
-            self.mask_runner.cancel()
+            self.masks.runner.cancel()
         if image is not None and buildings is not None:
             self.warm_up()
         notes = []
@@ -261,12 +213,8 @@ class SynthesizeTab(QWidget):
         self.preview_runner.cancel()
         self.export_runner.cancel()
         self.warm_up_runner.cancel()
-        self.mask_runner.cancel()
+        self.masks.close()
         self.discard_preview()
-        layer_io.remove_layers([polygons_id for polygons_id, _ in self.mask_polygons.values()])
-        for _, folder in self.mask_polygons.values():
-            remove_folder(folder)
-        self.mask_polygons = {}
 
     # ------------------------------------------------------------------------------------------- windows
     def _view_window(self, image: QgsRasterLayer) -> layer_io.PixelWindow:
