@@ -15,7 +15,6 @@ from qgis.PyQt import sip
 from qgis.PyQt.QtGui import QColor
 from qgis.PyQt.QtWidgets import (
     QComboBox,
-    QFileDialog,
     QFormLayout,
     QLabel,
     QListWidget,
@@ -29,11 +28,11 @@ from ..core.events.transitions import ClassChange
 from ..plugin import layers as layer_io
 from ..plugin.landcover_jobs import LandcoverRequest, landcover_export_job, landcover_preview_job
 from ..plugin.region_tool import RegionPickTool
-from ..plugin.results import remove_folder, remove_result_folder, results_folder
-from ..plugin.settings import load_settings, save_settings
+from ..plugin.results import remove_folder, remove_result_folder
+from ..plugin.settings import load_settings
 from ..plugin.tasks import LatestRequestRunner
 from .messages import report, report_error
-from .widgets import RunControls, button, double_spin, row, spin
+from .widgets import RunControls, button, choose_export_folder, double_spin, row, spin
 
 MAPPING_HINT = (
     "In the Land cover tab choose the raster's class scheme, or a class mapping JSON file "
@@ -337,22 +336,14 @@ class LandcoverTab(QWidget):
 
     # ------------------------------------------------------------------------------------------- export
     def export(self, folder: str | None = None):
-        settings = load_settings()
         try:  # the inputs first: no folder dialog for an export that cannot run
             request = self.build_request()
         except Exception as error:  # noqa: BLE001 (reported to the analyst)
             report_error(self.iface, "Land-cover export", error)
             return None
+        folder = choose_export_folder(self, "Export the land-cover change into…", folder)
         if folder is None:
-            folder = QFileDialog.getExistingDirectory(
-                self,
-                "Export the land-cover change into…",
-                settings.last_export_folder or results_folder(),
-            )
-            if not folder:
-                return None
-        settings.last_export_folder = folder
-        save_settings(settings)
+            return None
         name = self.image_combo.currentLayer().name()
         task = self.export_runner.submit(
             "Changen land-cover export", landcover_export_job(request, folder, name)

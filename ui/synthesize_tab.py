@@ -5,14 +5,14 @@ import time
 
 from qgis.core import Qgis, QgsMapLayerProxyModel, QgsProject, QgsRasterLayer, QgsVectorLayer, QgsWkbTypes
 from qgis.gui import QgsMapLayerComboBox
-from qgis.PyQt.QtWidgets import QFileDialog, QFormLayout, QLabel, QVBoxLayout, QWidget
+from qgis.PyQt.QtWidgets import QFormLayout, QLabel, QVBoxLayout, QWidget
 
 from ..core.errors import InputError
 from ..plugin import layers as layer_io
 from ..plugin.generators import generator_is_cached, warm_up_job
 from ..plugin.map_tools import Placement
-from ..plugin.results import remove_folder, remove_result_folder, results_folder
-from ..plugin.settings import load_settings, save_settings
+from ..plugin.results import remove_folder, remove_result_folder
+from ..plugin.settings import load_settings
 from ..plugin.synthesis_jobs import (
     PlacementSpec,
     SynthesisRequest,
@@ -25,7 +25,7 @@ from .edit_panel import EditPanel, copy_outline, unplaced_shape
 from .messages import log, report, report_error
 from .pair_notes import overlap_note, view_note
 from .synthesis_options import SynthesisOptions
-from .widgets import RunControls
+from .widgets import RunControls, choose_export_folder
 
 PREVIEW_MAX_SIDE = 1024
 EXPORT_MAX_SIDE = 4096
@@ -375,23 +375,15 @@ class SynthesizeTab(QWidget):
 
     # ------------------------------------------------------------------------------------------- export
     def export(self, folder: str | None = None):
-        settings = load_settings()
         try:  # the inputs first: no folder dialog for an export that cannot run
             image = self.image_layer()
             request = self.build_request(self._export_window(image))
         except Exception as error:  # noqa: BLE001 (reported to the analyst)
             report_error(self.iface, "Export", error)
             return None
+        folder = choose_export_folder(self, "Export the synthetic change pair into…", folder)
         if folder is None:
-            folder = QFileDialog.getExistingDirectory(
-                self,
-                "Export the synthetic change pair into…",
-                settings.last_export_folder or results_folder(),
-            )
-            if not folder:
-                return None
-        settings.last_export_folder = folder
-        save_settings(settings)
+            return None
         task = self.export_runner.submit("Changen export", export_job(request, folder, image.name()))
         self.export_controls.follow(task)
         self.result_note.setText(f"Exporting a {request.window.width}×{request.window.height} px pair…")

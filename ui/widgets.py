@@ -2,6 +2,7 @@
 
 from qgis.PyQt.QtWidgets import (
     QDoubleSpinBox,
+    QFileDialog,
     QHBoxLayout,
     QProgressBar,
     QPushButton,
@@ -77,3 +78,21 @@ class RunControls(QWidget):
         """Show `task`'s progress."""
         self.running(True)
         task.progressChanged.connect(lambda value: self.progress.setValue(int(value)))
+
+
+def choose_export_folder(parent, title: str, folder: str | None = None) -> str | None:
+    """`folder`, or the one the analyst picks (starting at the last export folder or the results folder); the
+    choice is remembered. None when the dialog is canceled."""
+    from ..plugin.results import results_folder
+    from ..plugin.settings import load_settings, save_settings
+
+    settings = load_settings()
+    if folder is None:
+        folder = QFileDialog.getExistingDirectory(
+            parent, title, settings.last_export_folder or results_folder()
+        )
+        if not folder:
+            return None
+    settings.last_export_folder = folder
+    save_settings(settings)
+    return folder
