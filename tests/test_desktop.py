@@ -69,6 +69,7 @@ def test_desktop_opens_geotiff_and_shows_dock(tmp_path, shared_data):
     assert report["processing_algorithms"] == [
         "changen:detect",
         "changen:generatedataset",
+        "changen:landcover",
         "changen:synthesize",
     ]
     assert report["rasterized_pixels"] == 16

@@ -214,8 +214,8 @@ def test_interrupted_long_commands_exit_130_without_files(command, tmp_path, sha
     else:
         pairs = shared_data / "change" / "levir_dev"
         inputs = sorted(p for p in pairs.rglob("*.png"))[:2]
-        # the folder three times over: one pass of levir_dev ends within the wait below
-        args = ["evaluate", *["--pairs", pairs] * 3, "--json", out / "scores.json", "--device", "cpu"]
+        # the folder twelve times over: three passes of levir_dev can end within the wait below
+        args = ["evaluate", *["--pairs", pairs] * 12, "--json", out / "scores.json", "--device", "cpu"]
         ready = lambda: False  # noqa: E731
     before = digest(*inputs)
     process = start(*args)
