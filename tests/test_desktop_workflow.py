@@ -48,7 +48,9 @@ def test_desktop_workflow_on_real_data(tmp_path, shared_data):
     assert len(report["detect_groups"]) == 1
     assert report["detect_layers"] == ["change polygons", "change probability"]
     assert "Changed area" in report["detect_note"]
-    others = [f"03_preview_{m}" for m in filter(None, os.environ.get("CHANGEN_WORKFLOW_METHODS", "").split(","))]
+    others = [
+        f"03_preview_{m}" for m in filter(None, os.environ.get("CHANGEN_WORKFLOW_METHODS", "").split(","))
+    ]
     assert report["steps"] == ["01_edits", "02_preview", "03_preview_no_footprints", *others, "04_detect"]
     for name in report["steps"]:
         assert (out / f"{name}.png").stat().st_size > 50_000  # a rendered window, not a blank one
