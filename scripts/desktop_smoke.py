@@ -2,7 +2,8 @@
 grab the main window to PNG, write a JSON of checks, quit.
 
 Paths come from the environment: CHANGEN_SMOKE_RASTER (input), optional CHANGEN_SMOKE_BUILDINGS (a polygon file
-shown above it), CHANGEN_SMOKE_PNG and CHANGEN_SMOKE_JSON (outputs).
+shown above it), CHANGEN_SMOKE_PNG and CHANGEN_SMOKE_JSON (outputs); optional CHANGEN_SMOKE_WHEELS (a folder holding
+the wheel of CHANGEN_SMOKE_PACKAGE): the package installer's dialog installs it into CHANGEN_SMOKE_INSTALL_ROOT.
 QGIS runs this file with `exec` before its event loop starts, so the work is scheduled on a timer.
 """
 
@@ -10,6 +11,7 @@ import json
 import os
 import time
 import traceback
+from pathlib import Path
 
 from qgis.core import QgsApplication, QgsFillSymbol, QgsProject, QgsRasterLayer, QgsVectorLayer
 from qgis.PyQt.QtCore import QTimer
@@ -84,9 +86,41 @@ def _smoke_checks() -> dict:
     }
 
 
+def _installer_checks() -> dict:
+    """The missing-packages installer in the real desktop: the dialog, its task, pip's log and the restart
+    prompt, on a local wheel (no network)."""
+    from qgis.PyQt.QtWidgets import QMessageBox
+
+    from changen.ui.install_dialog import InstallDialog
+
+    prompts = []
+    QMessageBox.information = lambda parent, title, text: prompts.append(text)
+    dialog = InstallDialog(
+        ("torch",),
+        iface.mainWindow(),
+        packages=[os.environ["CHANGEN_SMOKE_PACKAGE"]],
+        pip_args=["--no-index", "--find-links", os.environ["CHANGEN_SMOKE_WHEELS"]],
+    )
+    dialog.root = Path(os.environ["CHANGEN_SMOKE_INSTALL_ROOT"])
+    dialog.show()
+    dialog.start()
+    deadline = time.monotonic() + TASK_WAIT_SECONDS
+    while dialog.task is not None and time.monotonic() < deadline:
+        QApplication.processEvents()
+        time.sleep(0.02)
+    return {
+        "installer_progress": dialog.progress.value(),
+        "installer_log_lines": dialog.log.toPlainText().count("\n"),
+        "installer_prompts": prompts,
+        "installer_left": sorted(p.name for p in dialog.root.iterdir()),
+    }
+
+
 def _run_and_quit():
     try:
         report = _smoke_checks()
+        if os.environ.get("CHANGEN_SMOKE_WHEELS"):
+            report.update(_installer_checks())
     except Exception:  # the test reads the traceback from the JSON
         report = {"error": traceback.format_exc()}
     path = os.environ["CHANGEN_SMOKE_JSON"]

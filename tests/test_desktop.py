@@ -8,6 +8,7 @@ import sysconfig
 from pathlib import Path
 
 import pytest
+from test_installer import write_wheel
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO_ROOT / "artifacts" / "desktop"
@@ -45,6 +46,7 @@ def run_qgis_desktop(code: Path, workdir: Path, env: dict[str, str], timeout: fl
 def test_desktop_opens_geotiff_and_shows_dock(tmp_path, shared_data):
     joplin = shared_data / "georef" / "joplin"
     png, report_path = tmp_path / "qgis_dock.png", tmp_path / "checks.json"
+    packages, _ = write_wheel(tmp_path / "wheels")  # for the installer dialog (issue 16, item 21)
     output = run_qgis_desktop(
         REPO_ROOT / "scripts" / "desktop_smoke.py",
         tmp_path,
@@ -53,6 +55,9 @@ def test_desktop_opens_geotiff_and_shows_dock(tmp_path, shared_data):
             "CHANGEN_SMOKE_BUILDINGS": str(joplin / "footprints_2020.geojson"),
             "CHANGEN_SMOKE_PNG": str(png),
             "CHANGEN_SMOKE_JSON": str(report_path),
+            "CHANGEN_SMOKE_WHEELS": str(tmp_path / "wheels"),
+            "CHANGEN_SMOKE_PACKAGE": packages[0],
+            "CHANGEN_SMOKE_INSTALL_ROOT": str(tmp_path / "packages"),
         },
     )
     assert report_path.is_file(), f"the --code script wrote no report:\n{output[-3000:]}"
@@ -73,6 +78,9 @@ def test_desktop_opens_geotiff_and_shows_dock(tmp_path, shared_data):
         "changen:synthesize",
     ]
     assert report["rasterized_pixels"] == 16
+    assert report["installer_progress"] == 100 and report["installer_log_lines"] > 3
+    assert len(report["installer_prompts"]) == 1 and "Restart QGIS" in report["installer_prompts"][0]
+    assert report["installer_left"] == ["install.log", "venv"]
     assert report["rasterio_gdal"] != report["qgis_gdal"], "rasterio must use its own GDAL inside QGIS"
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shutil.copy(png, ARTIFACTS / png.name)

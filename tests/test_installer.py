@@ -16,7 +16,7 @@ from changen.core.errors import Canceled, InputError
 from changen.plugin.installer import activate, install, site_packages
 
 
-def _write_wheel(folder, name="changen_probe", version="0.1"):
+def write_wheel(folder, name="changen_probe", version="0.1"):
     """A minimal valid wheel (pip checks RECORD's hashes)."""
     info = f"{name}-{version}.dist-info"
     files = {
@@ -38,7 +38,7 @@ def _write_wheel(folder, name="changen_probe", version="0.1"):
 
 
 def test_install_makes_a_plugin_owned_environment_that_activate_puts_first(tmp_path):
-    packages, pip_args = _write_wheel(tmp_path / "wheels")
+    packages, pip_args = write_wheel(tmp_path / "wheels")
     root, lines, progress = tmp_path / "changen" / "python3", [], []
     site = install(root, False, lines.append, progress.append, pip_args=pip_args, packages=packages)
     assert site == site_packages(root / "venv") and (site / "changen_probe" / "__init__.py").is_file()
@@ -62,7 +62,7 @@ def test_install_makes_a_plugin_owned_environment_that_activate_puts_first(tmp_p
 
 
 def test_canceled_or_failed_install_leaves_nothing(tmp_path):
-    packages, pip_args = _write_wheel(tmp_path / "wheels")
+    packages, pip_args = write_wheel(tmp_path / "wheels")
     root = tmp_path / "pkgs"
     with pytest.raises(Canceled):
         install(root, False, lambda line: None, None, lambda: True, pip_args, packages)
@@ -79,7 +79,7 @@ def test_dialog_installs_with_progress_and_log_then_asks_for_a_restart(qgis_app,
 
     shown = []
     monkeypatch.setattr(QMessageBox, "information", lambda parent, title, text: shown.append(text))
-    packages, pip_args = _write_wheel(tmp_path / "wheels")
+    packages, pip_args = write_wheel(tmp_path / "wheels")
     dialog = InstallDialog(("torch",), packages=packages, pip_args=pip_args)
     dialog.root = tmp_path / "pkgs"
     dialog.start()
