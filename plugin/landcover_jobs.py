@@ -2,8 +2,6 @@
 `synthesize_landcover` on it, and the dock's preview/export jobs (see `tasks` for how jobs run)."""
 
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -12,7 +10,7 @@ from typing import Any
 
 from ..core.errors import Canceled, InputError
 from .generators import cached_generator
-from .results import StagedFolder
+from .results import StagedFolder, scratch_folder
 from .synthesis_jobs import image_bands
 
 
@@ -120,12 +118,8 @@ def landcover_preview_job(request: LandcoverRequest) -> Callable:
     """A job writing the whole result into a fresh temporary folder (removed on cancel or failure)."""
 
     def job(progress, is_canceled) -> LandcoverOutput:
-        folder = tempfile.mkdtemp(prefix="changen-landcover-")
-        try:
+        with scratch_folder("changen-landcover-") as folder:
             return write_landcover(request, folder, progress, is_canceled)
-        except BaseException:
-            shutil.rmtree(folder, ignore_errors=True)
-            raise
 
     return job
 

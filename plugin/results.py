@@ -8,6 +8,8 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from qgis.core import QgsProject
 
@@ -74,6 +76,18 @@ class StagedFolder:
 
 def _safe_name(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[:60] or "result"
+
+
+@contextmanager
+def scratch_folder(prefix: str) -> Iterator[str]:
+    """A fresh temporary folder for a result shown later (a preview, a vectorised mask); removed if the job
+    fails or is canceled inside the block."""
+    folder = tempfile.mkdtemp(prefix=prefix)
+    try:
+        yield folder
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
 
 
 def remove_folder(folder: str) -> None:

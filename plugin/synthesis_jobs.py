@@ -2,8 +2,6 @@
 preview of the window or a full exported pair (see `tasks` for how jobs run)."""
 
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,7 +10,7 @@ from typing import Any
 
 from ..core.errors import Canceled
 from .generators import cached_generator
-from .results import StagedFolder
+from .results import StagedFolder, scratch_folder
 
 
 @dataclass(frozen=True)
@@ -184,8 +182,7 @@ def preview_job(request: SynthesisRequest) -> Callable:
         from ..core.synthesis.edits import change_polygons
 
         started = time.perf_counter()
-        folder = tempfile.mkdtemp(prefix="changen-preview-")
-        try:
+        with scratch_folder("changen-preview-") as folder:
             edits, result = _run_synthesis(request, progress, is_canceled)
             if is_canceled():
                 raise Canceled()
@@ -195,9 +192,6 @@ def preview_job(request: SynthesisRequest) -> Callable:
             polygons = change_polygons(edits.series, grid, edits.located.feature_ids)
             removed, created = _event_counts(edits.series)
             progress(100.0)
-        except BaseException:
-            shutil.rmtree(folder, ignore_errors=True)
-            raise
         return PreviewResult(
             folder,
             post_path,
@@ -231,8 +225,7 @@ def vectorise_mask_job(mask_path: str) -> Callable:
         from ..core.io.labels import instances_to_polygons, load_state
         from ..core.io.vectors import write_gpkg
 
-        folder = tempfile.mkdtemp(prefix="changen-mask-")
-        try:
+        with scratch_folder("changen-mask-") as folder:
             state, grid, _ = load_state(mask_path)
             progress(10.0)
             frame = instances_to_polygons(
@@ -246,9 +239,6 @@ def vectorise_mask_job(mask_path: str) -> Callable:
             path = os.path.join(folder, "buildings.gpkg")
             write_gpkg(frame[["instance_id", "geometry"]], path, grid.crs_wkt, layer="buildings")
             progress(100.0)
-        except BaseException:
-            shutil.rmtree(folder, ignore_errors=True)
-            raise
         return MaskPolygons(folder, path, len(frame))
 
     return job
