@@ -97,8 +97,10 @@ class LatestRequestRunner:
         return task
 
     def cancel(self) -> None:
-        """Cancel the running request; its outcome arrives as canceled and leaves nothing behind."""
+        """Cancel the running request; its outcome arrives as canceled and leaves nothing behind, even when its job
+        had already returned and only the main thread's `finished` was still to come."""
         for task in list(self.running.values()):
+            task.canceled = True
             task.cancel()
 
     def _finished(self, token: int, task: CoreTask, ok: bool) -> None:

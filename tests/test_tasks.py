@@ -5,6 +5,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 
 import pytest
 import rasterio
@@ -54,6 +55,26 @@ def test_runner_drops_a_request_replaced_by_a_newer_one(qgis_app):
     wait_until(lambda: not runner.busy)
     assert [o.result for o in outcomes] == ["new"]
     assert discarded == ["old"]
+
+
+def test_cancel_after_the_job_returned_still_drops_its_result(qgis_app):
+    """The job is done but QGIS has not yet called `finished` on the main thread (e.g. the plugin unloads then):
+    the result must not be shown later."""
+    outcomes, discarded = [], []
+    runner = LatestRequestRunner(outcomes.append, discard=discarded.append)
+    returned = threading.Event()
+
+    def job(progress, is_canceled):
+        returned.set()
+        return "late"
+
+    runner.submit("late", job)
+    assert returned.wait(5)
+    time.sleep(0.1)  # run() has returned; no event processed yet, so `finished` is still queued
+    runner.cancel()
+    wait_until(lambda: not runner.busy)
+    assert discarded == ["late"]
+    assert [(o.canceled, o.result) for o in outcomes] == [(True, None)]
 
 
 def test_runner_reports_errors_without_raising(qgis_app):
