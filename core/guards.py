@@ -12,6 +12,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterable
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import InputError
@@ -189,6 +190,18 @@ def note_written(path: str | os.PathLike) -> None:
 
 def _terminate(signum, frame):
     raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+@contextmanager
+def signals_held():
+    """Ctrl-C and SIGTERM wait until the block ends: `_terminate`'s KeyboardInterrupt raised inside an import
+    (importlib's lock callbacks ignore exceptions) would be lost and the command would run on to the end."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
 
 
 def interrupted_message() -> str:

@@ -121,7 +121,7 @@ def run(args) -> int:
 
 
 def run_buildings(args) -> int:
-    from ..guards import check_folder_outputs
+    from ..guards import check_folder_outputs, signals_held
     from ..io.labels import load_state
 
     outputs = [f"{kind}_t{t}.tif" for t in range(args.steps + 1) for kind in ("image", "mask", "change")]
@@ -129,11 +129,8 @@ def run_buildings(args) -> int:
     grid = raster_grid(args.image)
     image = read_raster(args.image, bands=args.bands)
     state, _, _ = load_state(args.buildings, grid=grid)
-    from ..synthesis.synthesize import (
-        load_synthesis_generator,
-        synthesize,
-        write_result,
-    )  # torch: inputs are read
+    with signals_held():  # torch, once the inputs are read
+        from ..synthesis.synthesize import load_synthesis_generator, synthesize, write_result
 
     series = simulate_series(
         state,
